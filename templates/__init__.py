@@ -1,0 +1,1 @@
+"""Jinja2 templates and data files shipped with mailbot."""
