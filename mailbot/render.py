@@ -1,0 +1,122 @@
+"""Jinja2 environment and the composition of outgoing mail (pure: data in, bytes out)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any
+
+import jinja2
+
+from mailbot.money import format_rub
+
+SECRET_MASK = "••••••••••••"  # stands for a password in every stored copy of a mail
+
+
+@dataclass(frozen=True)
+class FileAttachment:
+    filename: str
+    mime: str  # "application/pdf"
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Mail:
+    """A reply ready to be composed: who, what, and where in the thread."""
+
+    to: tuple[str, ...]
+    subject: str
+    text: str
+    attachments: tuple[FileAttachment, ...] = ()
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def make_env() -> jinja2.Environment:
+    """The one template environment: templates/ shipped inside the package."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("mailbot.templates", ""),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 - plain-text mail, never HTML
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["rub"] = format_rub
+    env.filters["ddmmyyyy"] = lambda d: d.strftime("%d.%m.%Y")
+    return env
+
+
+def render_text(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> tuple[str, str]:
+    """Render mail/<name>.subject.j2 and mail/<name>.txt.j2 → (subject, body)."""
+    subject = env.get_template(f"mail/{name}.subject.j2").render(context)
+    body = env.get_template(f"mail/{name}.txt.j2").render(context)
+    return one_line(subject), body
+
+
+def one_line(value: str) -> str:
+    """A header-safe single line: CR, LF and other controls removed (no header injection)."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", value).strip()
+
+
+def message_id_for(dedupe_key: str, domain: str) -> str:
+    """Deterministic Message-ID, so a retried send is recognisably the same mail."""
+    digest = hashlib.sha256(dedupe_key.encode()).hexdigest()[:32]
+    return f"<{digest}.mailbot@{domain}>"
+
+
+def reply_subject(original: str, tag: str) -> str:
+    """«Re: <original> [EAN-…]» with the tag once, whatever the applicant did to it."""
+    base = one_line(original) or "Заявка на штрихкоды"
+    base = re.sub(r"^((re|fwd?|ответ|пересл)\s*:\s*)+", "", base, flags=re.I)
+    if tag and f"[{tag}]" not in base:
+        base = f"{base} [{tag}]"
+    return f"Re: {base}"
+
+
+def compose(
+    mail: Mail,
+    *,
+    message_id: str,
+    from_addr: str,
+    from_name: str,
+    date: datetime,
+) -> bytes:
+    """Build the RFC 5322 bytes of `mail`; every header value is one line."""
+    msg = EmailMessage()
+    user, _, domain = from_addr.partition("@")
+    msg["From"] = Address(one_line(from_name), user, domain)
+    msg["To"] = ", ".join(one_line(t) for t in mail.to)
+    msg["Subject"] = one_line(mail.subject)
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = message_id
+    if mail.in_reply_to:
+        msg["In-Reply-To"] = one_line(mail.in_reply_to)
+    refs = _references(mail.references, mail.in_reply_to)
+    if refs:
+        msg["References"] = refs
+    msg["Auto-Submitted"] = "auto-replied"
+    msg["X-Auto-Response-Suppress"] = "All"
+    for name, value in mail.extra_headers.items():
+        msg[name] = one_line(value)
+    # 8bit keeps the text byte-for-byte searchable, so the secret mask can be swapped at
+    # delivery without re-rendering (quoted-printable could split it across lines).
+    msg.set_content(mail.text, cte="8bit")
+    for att in mail.attachments:
+        maintype, _, subtype = att.mime.partition("/")
+        msg.add_attachment(att.data, maintype=maintype, subtype=subtype, filename=att.filename)
+    return bytes(msg)
+
+
+def _references(refs: Sequence[str], in_reply_to: str) -> str:
+    ids = [r for r in refs if r][-10:]
+    if in_reply_to and in_reply_to not in ids:
+        ids.append(in_reply_to)
+    return " ".join(one_line(i) for i in ids)

@@ -1,0 +1,261 @@
+"""SQLModel tables: the whole persistent state of mailbot.
+
+Every change of state is also appended to `Event`. Money is Numeric(14, 2) → Decimal.
+Timestamps are aware UTC datetimes (SQLModel's UTCDateTime).
+"""
+
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, LargeBinary, Numeric, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _money() -> Any:
+    return Field(default=Decimal("0.00"), sa_column=Column(Numeric(14, 2), nullable=False))
+
+
+class InboundStatus(StrEnum):
+    archived = "archived"  # raw bytes on disk and row committed; not processed yet
+    processed = "processed"
+    failed = "failed"  # a bug or a damaged message; retried up to limits.max_attempts
+    quarantined = "quarantined"
+    duplicate = "duplicate"
+
+
+class InboundMessage(SQLModel, table=True):
+    """One received message: its archived raw bytes and what became of it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=400)  # intake key: maildir name or imap uid
+    sha256: str = Field(index=True, max_length=64)
+    message_id: str = Field(default="", index=True, max_length=998)
+    archive_path: str = Field(max_length=400)  # relative to the archive folder
+    size: int
+    received_at: datetime
+    from_addr: str = Field(default="", index=True, max_length=320)
+    subject: str = Field(default="", max_length=998)
+    kind: str = Field(default="", max_length=40)  # classification
+    reason: str = Field(default="", max_length=400)  # why it was classified so
+    status: str = Field(default=InboundStatus.archived, index=True, max_length=20)
+    attempts: int = 0
+    last_error: str = Field(default="")
+    correlation_id: str = Field(default="", max_length=40)
+    application_id: int | None = Field(default=None, index=True)  # no FK: breaks a cycle
+    processed_at: datetime | None = None
+    lease_until: datetime | None = None
+
+
+class Client(SQLModel, table=True):
+    """A registered company or sole trader."""
+
+    __table_args__ = (UniqueConstraint("inn", "kpp"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    inn: str = Field(index=True, max_length=12)
+    kpp: str = Field(default="", max_length=9)
+    ogrn: str = Field(default="", max_length=15)
+    org_name: str = Field(max_length=500)
+    email: str = Field(max_length=320)
+    phone: str = Field(default="", max_length=20)
+    contact_name: str = Field(default="", max_length=200)
+    login: str | None = Field(default=None, unique=True, max_length=40)
+    password_hash: str | None = None
+    must_change: bool = True
+    credentials_seq: int = 0
+    balance: Decimal = _money()
+    unsubscribed: bool = False
+    created_at: datetime
+
+
+class ClientAddress(SQLModel, table=True):
+    """An address a client is known by: its application's e-mail and where it wrote from."""
+
+    __table_args__ = (UniqueConstraint("client_id", "address"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int = Field(foreign_key="client.id")
+    address: str = Field(index=True, max_length=320)
+
+
+class ApplicationState(StrEnum):
+    received = "received"
+    needs_fix = "needs_fix"
+    accepted = "accepted"
+    invoiced = "invoiced"
+    paid = "paid"
+    issued = "issued"
+    expired = "expired"
+    cancelled = "cancelled"
+
+
+class Application(SQLModel, table=True):
+    """An application (or an order of a known client) and where it is in its life."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, max_length=20)  # EAN-YYYY-NNNNNN
+    kind: str = Field(default="registration", max_length=20)  # registration | order
+    state: str = Field(default=ApplicationState.received, index=True, max_length=20)
+    client_id: int | None = Field(default=None, foreign_key="client.id", index=True)
+    sender: str = Field(max_length=320)  # address the application came from
+    subject: str = Field(default="", max_length=998)
+    root_message_id: str = Field(default="", max_length=998)  # applicant's first Message-ID
+    form: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    problems: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    form_inbound_id: int | None = Field(default=None, foreign_key="inboundmessage.id")
+    products_inbound_id: int | None = Field(default=None, foreign_key="inboundmessage.id")
+    waiting_reason: str = Field(default="")  # why a paid application is not issued yet
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProductRow(SQLModel, table=True):
+    """One row of the product list = one barcode to issue."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id", index=True)
+    row: int
+    name: str = Field(max_length=255)
+    product_type_code: str = Field(max_length=2)
+    product_type_name: str = Field(max_length=100)
+    brand: str = Field(default="", max_length=255)
+    net_quantity: str = Field(default="", max_length=40)
+    unit: str = Field(default="", max_length=10)
+    okpd2: str = Field(default="", max_length=20)
+    tnved: str = Field(default="", max_length=10)
+    note: str = Field(default="")
+
+
+class Counter(SQLModel, table=True):
+    """Gap-free sequences (application, invoice, ticket numbers) per year."""
+
+    name: str = Field(primary_key=True, max_length=20)
+    year: int = Field(primary_key=True)
+    last: int = 0
+
+
+class InvoiceStatus(StrEnum):
+    issued = "issued"
+    paid = "paid"
+    cancelled = "cancelled"
+
+
+class Invoice(SQLModel, table=True):
+    """«Счёт на оплату»: numbered YYYY-NNNNN, gap-free per year."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, max_length=12)
+    application_id: int = Field(foreign_key="application.id", index=True)
+    issued_on: date
+    due_on: date
+    total: Decimal = _money()
+    vat_mode: str = Field(max_length=5)
+    vat_amount: Decimal = _money()
+    from_balance: Decimal = _money()
+    lines: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    buyer: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=InvoiceStatus.issued, index=True, max_length=12)
+    paid_at: datetime | None = None
+
+
+class Payment(SQLModel, table=True):
+    """Money received: from the CLI, a bank statement file or a statement by mail."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(unique=True, max_length=80)  # idempotency key
+    invoice_id: int | None = Field(default=None, foreign_key="invoice.id", index=True)
+    client_id: int | None = Field(default=None, foreign_key="client.id")
+    amount: Decimal = _money()
+    paid_on: date
+    source: str = Field(max_length=20)  # cli | statement | mail
+    payer_inn: str = Field(default="", max_length=12)
+    purpose: str = Field(default="")
+    status: str = Field(default="applied", index=True, max_length=12)  # applied|held|rejected
+    reason: str = Field(default="")
+    created_at: datetime
+
+
+class BarcodePool(SQLModel, table=True):
+    """One GS1 company prefix. `next_ref` only ever grows: references are never reused."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    prefix: str = Field(unique=True, max_length=10)
+    capacity: int
+    next_ref: int = 0
+    active: bool = True
+    alerted_on: date | None = None
+
+
+class Barcode(SQLModel, table=True):
+    """An issued EAN-13, bound to one product row forever."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ean: str = Field(unique=True, max_length=13)
+    pool_id: int = Field(foreign_key="barcodepool.id")
+    item_ref: int
+    application_id: int = Field(foreign_key="application.id", index=True)
+    product_row_id: int = Field(foreign_key="productrow.id", unique=True)
+    issued_at: datetime
+
+
+class OutboxStatus(StrEnum):
+    pending = "pending"
+    sent = "sent"
+    failed = "failed"  # permanent refusal, or attempts exhausted
+    bounced = "bounced"
+    suppressed = "suppressed"  # loop guard: not sent
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A finished outgoing mail, stored before it is sent; secrets are masked in `body`."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True, max_length=200)  # e.g. application:12:invoice:1
+    message_id: str = Field(unique=True, max_length=250)
+    kind: str = Field(max_length=40)
+    application_id: int | None = Field(default=None, foreign_key="application.id", index=True)
+    inbound_id: int | None = Field(default=None, foreign_key="inboundmessage.id")
+    correlation_id: str = Field(default="", max_length=40)
+    recipients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    subject: str = Field(default="", max_length=998)
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    secret: str | None = None  # encrypted secret substituted for the mask at delivery
+    status: str = Field(default=OutboxStatus.pending, index=True, max_length=12)
+    attempts: int = 0
+    next_attempt_at: datetime
+    last_error: str = Field(default="")
+    created_at: datetime
+    sent_at: datetime | None = None
+    lease_until: datetime | None = None
+
+
+class SupportTicket(SQLModel, table=True):
+    """«Обращение №N» from a known client."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, max_length=20)
+    client_id: int | None = Field(default=None, foreign_key="client.id", index=True)
+    sender: str = Field(max_length=320)
+    subject: str = Field(default="", max_length=998)
+    status: str = Field(default="open", max_length=12)
+    root_message_id: str = Field(default="", max_length=998)
+    created_at: datetime
+
+
+class Event(SQLModel, table=True):
+    """Append-only log of every state change, written in the change's own transaction."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime
+    entity: str = Field(max_length=20)  # application | invoice | outbox | inbound | pool …
+    entity_id: int = Field(index=True)
+    event: str = Field(max_length=40)  # past-tense fact: form_valid, payment_matched …
+    from_state: str = Field(default="", max_length=20)
+    to_state: str = Field(default="", max_length=20)
+    correlation_id: str = Field(default="", max_length=40)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -1,0 +1,187 @@
+"""Named queries: every read and write the handlers need, so no SQL lives elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, text
+from sqlmodel import Session, col, select
+
+from mailbot.storage.models import (
+    Application,
+    Client,
+    ClientAddress,
+    Event,
+    InboundMessage,
+    InboundStatus,
+    Invoice,
+    OutboxMessage,
+    OutboxStatus,
+)
+
+
+def record_event(  # noqa: PLR0913 - an event row has this many facts
+    session: Session,
+    *,
+    entity: str,
+    entity_id: int,
+    event: str,
+    at: datetime,
+    from_state: str = "",
+    to_state: str = "",
+    correlation_id: str = "",
+    data: dict[str, Any] | None = None,
+) -> Event:
+    """Append one fact to the event log, in the caller's transaction."""
+    row = Event(
+        at=at,
+        entity=entity,
+        entity_id=entity_id,
+        event=event,
+        from_state=from_state,
+        to_state=to_state,
+        correlation_id=correlation_id,
+        data=data or {},
+    )
+    session.add(row)
+    return row
+
+
+def next_number(session: Session, name: str, year: int) -> int:
+    """Next value of a gap-free per-year counter, taken in the caller's transaction.
+
+    One upsert row per (name, year): PostgreSQL locks that row until commit, SQLite holds
+    the database write lock (BEGIN IMMEDIATE), so concurrent workers queue rather than
+    collide, and a rolled-back transaction gives its number back.
+    """
+    result = session.execute(
+        text(
+            "INSERT INTO counter (name, year, last) VALUES (:name, :year, 1) "
+            "ON CONFLICT (name, year) DO UPDATE SET last = counter.last + 1 RETURNING last"
+        ),
+        {"name": name, "year": year},
+    )
+    return int(result.scalar_one())
+
+
+def application_by_number(session: Session, number: str) -> Application | None:
+    return session.exec(select(Application).where(Application.number == number)).first()
+
+
+def application_by_thread(session: Session, message_ids: Sequence[str]) -> Application | None:
+    """The application whose thread holds any of these Message-IDs (ours or the applicant's)."""
+    if not message_ids:
+        return None
+    ids = list(message_ids)
+    hit = session.exec(
+        select(OutboxMessage.application_id).where(
+            col(OutboxMessage.message_id).in_(ids), col(OutboxMessage.application_id).is_not(None)
+        )
+    ).first()
+    if hit is not None:
+        return session.get(Application, hit)
+    return session.exec(
+        select(Application).where(col(Application.root_message_id).in_(ids))
+    ).first()
+
+
+def client_by_address(session: Session, address: str) -> Client | None:
+    """The client registered with `address` (oldest first when two share it)."""
+    return session.exec(
+        select(Client)
+        .join(ClientAddress, col(ClientAddress.client_id) == col(Client.id))
+        .where(ClientAddress.address == address.lower())
+        .order_by(col(Client.id))
+    ).first()
+
+
+def add_client_address(session: Session, client: Client, address: str) -> None:
+    address = address.lower()
+    exists = session.exec(
+        select(ClientAddress).where(
+            ClientAddress.client_id == client.id, ClientAddress.address == address
+        )
+    ).first()
+    if exists is None and client.id is not None:
+        session.add(ClientAddress(client_id=client.id, address=address))
+
+
+def client_by_requisites(session: Session, inn: str, kpp: str) -> Client | None:
+    return session.exec(select(Client).where(Client.inn == inn, Client.kpp == kpp)).first()
+
+
+def inbound_by_sha(session: Session, sha256: str) -> InboundMessage | None:
+    return session.exec(select(InboundMessage).where(InboundMessage.sha256 == sha256)).first()
+
+
+def inbound_by_key(session: Session, key: str) -> InboundMessage | None:
+    return session.exec(select(InboundMessage).where(InboundMessage.key == key)).first()
+
+
+def claim_inbound(
+    session: Session, *, now: datetime, lease: timedelta, max_attempts: int, limit: int = 1
+) -> list[InboundMessage]:
+    """Lease messages waiting for processing; on PostgreSQL other workers skip them."""
+    stmt = (
+        select(InboundMessage)
+        .where(
+            or_(
+                InboundMessage.status == InboundStatus.archived,
+                (InboundMessage.status == InboundStatus.failed)
+                & (InboundMessage.attempts < max_attempts),
+            ),
+            or_(col(InboundMessage.lease_until).is_(None), col(InboundMessage.lease_until) < now),
+        )
+        .order_by(col(InboundMessage.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = list(session.exec(stmt))
+    for row in rows:
+        row.lease_until = now + lease
+        session.add(row)
+    return rows
+
+
+def claim_outbox(
+    session: Session, *, now: datetime, lease: timedelta, limit: int = 20
+) -> list[OutboxMessage]:
+    """Lease due outgoing mail; on PostgreSQL other workers skip the leased rows."""
+    stmt = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.status == OutboxStatus.pending,
+            OutboxMessage.next_attempt_at <= now,
+            or_(col(OutboxMessage.lease_until).is_(None), col(OutboxMessage.lease_until) < now),
+        )
+        .order_by(col(OutboxMessage.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = list(session.exec(stmt))
+    for row in rows:
+        row.lease_until = now + lease
+        session.add(row)
+    return rows
+
+
+def replies_since(session: Session, address: str, since: datetime) -> int:
+    """How many replies went (or will go) to `address` since `since` — the loop guard."""
+    rows = session.exec(
+        select(OutboxMessage.recipients).where(
+            OutboxMessage.created_at >= since,
+            OutboxMessage.status != OutboxStatus.suppressed,
+            col(OutboxMessage.kind).not_in(["alert"]),
+        )
+    )
+    return sum(1 for recipients in rows if address in recipients)
+
+
+def invoices_of(session: Session, application_id: int) -> list[Invoice]:
+    return list(
+        session.exec(
+            select(Invoice).where(Invoice.application_id == application_id).order_by(col(Invoice.id))
+        )
+    )

@@ -1,0 +1,116 @@
+"""SMTP relay of tests/mailstack.py: accepts mail on 127.0.0.1 and hands it to Dovecot LMTP.
+
+Each message is delivered over LMTP *before* DATA is answered, so `250` means it is already
+in the recipient's INBOX. Unknown recipients get 550 unless --catchall names a user who then
+receives the message with an `X-Original-To` header. Dovecot down: 451. AUTH PLAIN/LOGIN
+accepts the users with --password; it is offered, not required.
+
+    python tests/mailstack_relay.py --listen PORT --lmtp PORT --users a@x,b@x [--catchall a@x]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import smtplib
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+
+class Relay:
+    """aiosmtpd handler: RCPT checks the user list, DATA delivers over LMTP."""
+
+    def __init__(self, lmtp_port: int, users: set[str], catchall: str | None, password: str):
+        self.lmtp_port, self.users, self.catchall, self.password = (
+            lmtp_port,
+            users,
+            catchall,
+            password,
+        )
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd finds hooks by this name
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        addr = address.lower()
+        if addr not in self.users:
+            if self.catchall is None:
+                return f"550 5.1.1 <{address}>: no such user here"
+            envelope.original = [*getattr(envelope, "original", []), address]
+            addr = self.catchall
+        envelope.rcpt_tos.append(addr)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        data = envelope.original_content
+        if getattr(envelope, "original", None):
+            data = b"X-Original-To: " + ", ".join(envelope.original).encode() + b"\r\n" + data
+        sender = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
+        rcpts = list(dict.fromkeys(envelope.rcpt_tos))
+        return await asyncio.to_thread(self.deliver, sender, rcpts, data)
+
+    def deliver(self, sender: str, rcpts: list[str], data: bytes) -> str:
+        """Return the SMTP reply for DATA after one LMTP transaction per recipient."""
+        failed: list[str] = []
+        try:
+            with smtplib.LMTP("127.0.0.1", self.lmtp_port, timeout=30) as lmtp:
+                for rcpt in rcpts:
+                    try:
+                        lmtp.sendmail(sender, [rcpt], data)
+                    except smtplib.SMTPRecipientsRefused as exc:
+                        code, text = next(iter(exc.recipients.values()))
+                        failed.append(f"{code} {text.decode(errors='replace')}")
+                    except smtplib.SMTPDataError as exc:
+                        failed.append(f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace')}")
+        except (OSError, smtplib.SMTPException) as exc:
+            return f"451 4.4.1 local delivery unavailable: {exc}"
+        if failed and len(failed) == len(rcpts):
+            return failed[0].splitlines()[0]
+        return "250 2.0.0 OK delivered"
+
+    def authenticate(self, *args: Any) -> AuthResult:
+        data = args[-1]
+        if isinstance(data, LoginPassword):
+            user, pw = data.login.decode().lower(), data.password.decode()
+            if user in self.users and pw == self.password:
+                return AuthResult(success=True)
+        return AuthResult(success=False, handled=False)
+
+
+async def serve(a: argparse.Namespace) -> None:
+    users = {u.lower() for u in a.users.split(",") if u}
+    relay = Relay(a.lmtp, users, a.catchall.lower() if a.catchall else None, a.password)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(
+            relay,
+            hostname="mailstack.test",
+            enable_SMTPUTF8=True,
+            data_size_limit=64 * 1024 * 1024,
+            authenticator=relay.authenticate,
+            auth_required=False,
+            auth_require_tls=False,
+        ),
+        "127.0.0.1",
+        a.listen,
+    )
+    stop = loop.create_future()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set_result, None)
+    await stop
+    server.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--listen", type=int, required=True)
+    ap.add_argument("--lmtp", type=int, required=True)
+    ap.add_argument("--users", required=True)
+    ap.add_argument("--password", default="secret")
+    ap.add_argument("--catchall")
+    asyncio.run(serve(ap.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
