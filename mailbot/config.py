@@ -358,7 +358,7 @@ def parse_settings(  # noqa: PLR0915 - a flat list of keys reads better than ind
         var_dir=var_dir,
         archive_dir=archive_dir,
         tariffs=tariffs,
-        vat_mode=vat_mode,
+        vat_mode=VatMode(vat_mode),
         invoice_due_days=due_days,
         prefixes=tuple(prefixes),
         pool_low_threshold=low,

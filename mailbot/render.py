@@ -54,11 +54,9 @@ def make_env() -> jinja2.Environment:
     return env
 
 
-def render_text(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> tuple[str, str]:
-    """Render mail/<name>.subject.j2 and mail/<name>.txt.j2 → (subject, body)."""
-    subject = env.get_template(f"mail/{name}.subject.j2").render(context)
-    body = env.get_template(f"mail/{name}.txt.j2").render(context)
-    return one_line(subject), body
+def render_body(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> str:
+    """Render the text of mail/<name>.txt.j2 (subjects are built by `reply_subject`)."""
+    return env.get_template(f"mail/{name}.txt.j2").render(context)
 
 
 def one_line(value: str) -> str:

@@ -8,6 +8,7 @@ on a pixel boundary and the symbol scans at any dpi.
 from __future__ import annotations
 
 import io
+import math
 import zipfile
 from collections.abc import Sequence
 from datetime import date
@@ -132,7 +133,9 @@ def _digit_glyphs(px: int) -> tuple[tuple[Image.Image, int], ...]:
     font = ImageFont.truetype(str(fonts.dejavu()), size=round(DIGIT_MODULES * px))
     glyphs = []
     for digit in "0123456789":
-        left, top, right, bottom = font.getbbox(digit, anchor="ms")
+        box = font.getbbox(digit, anchor="ms")
+        left, top, right, bottom = (math.floor(box[0]), math.floor(box[1]),
+                                    math.ceil(box[2]), math.ceil(box[3]))  # fmt: skip
         mask = Image.new("L", (right - left, bottom - top), 0)
         ImageDraw.Draw(mask).text((-left, -top), digit, fill=255, font=font, anchor="ms")
         glyphs.append((mask.point(lambda v: 255 if v >= 128 else 0, mode="1"), top))
@@ -179,7 +182,8 @@ def images_zip(codes: Sequence[str], folder: str, *, modified: date | None = Non
         validate_ean13(code)
     if len(set(codes)) != len(codes):
         raise ValueError("duplicate EAN codes in the image set")
-    stamp = (modified.year, modified.month, modified.day, 0, 0, 0) if modified else (1980, 1, 1, 0, 0, 0)
+    day = modified or date(1980, 1, 1)
+    stamp = (day.year, day.month, day.day, 0, 0, 0)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for kind, render, method in (

@@ -6,6 +6,7 @@ import importlib.util
 from functools import cache
 from pathlib import Path
 
+from reportlab import rl_config
 from reportlab.lib.fonts import addMapping
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
@@ -44,7 +45,12 @@ def dejavu(style: str = REGULAR) -> Path:
 
 @cache
 def reportlab_fonts() -> tuple[str, str]:
-    """Register DejaVu regular and bold with reportlab once; return their font names."""
+    """Register DejaVu regular and bold with reportlab once; return their font names.
+
+    Also turns off reportlab's ASCII85 wrapping of streams (process-wide `rl_config`): it
+    only serves 7-bit transports, makes files 25 % larger and costs ~8 ms per invoice.
+    """
+    rl_config.useA85 = 0
     pdfmetrics.registerFont(TTFont(REGULAR, str(dejavu(REGULAR))))
     pdfmetrics.registerFont(TTFont(BOLD, str(dejavu(BOLD))))
     addMapping(REGULAR, 0, 0, REGULAR)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from reportlab.lib.units import mm
-from reportlab.platypus import Flowable, HRFlowable, Spacer, Table, TableStyle
+from reportlab.platypus import Flowable, HRFlowable, KeepTogether, Spacer, Table, TableStyle
 
 from mailbot.documents.model import InvoiceDoc, long_date, short_date
 from mailbot.documents.pdf_layout import (
@@ -115,8 +115,8 @@ def _parties(doc: InvoiceDoc, st: Styles) -> Flowable:
 
 def _lines_table(doc: InvoiceDoc, st: Styles) -> Flowable:
     """Return the lines table; it splits across pages with the header repeated."""
-    header = ["№", "Товары (работы, услуги)", "Кол-во", "Ед.", "Цена", "Сумма"]
-    rows: list[list[object]] = [header]
+    header: list[object] = ["№", "Товары (работы, услуги)", "Кол-во", "Ед.", "Цена", "Сумма"]
+    rows = [header]
     for number, line in enumerate(doc.lines, start=1):
         rows.append([str(number), para(line.name, st.cell), str(line.qty), line.unit,
                      format_rub(line.price), format_rub(line.amount)])  # fmt: skip
@@ -180,8 +180,8 @@ def _signatures(st: Styles) -> Flowable:
         para("Руководитель", st.bold_body), para(f"{blank} / {blank} /", st.body),
         para("Бухгалтер", st.bold_body), para(f"{blank} / {blank} /", st.body),
     ]]  # fmt: skip
-    quarter = CONTENT_WIDTH / 4
-    table = Table(rows, colWidths=[quarter * 0.6, quarter * 1.4, quarter * 0.6, quarter * 1.4])
+    label, line = 31 * mm, CONTENT_WIDTH / 2 - 31 * mm
+    table = Table(rows, colWidths=[label, line, label, line])
     table.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 0),
                                ("VALIGN", (0, 0), (-1, -1), "BOTTOM")]))  # fmt: skip
     return table
@@ -204,10 +204,7 @@ def render_invoice_pdf(doc: InvoiceDoc) -> bytes:
         Spacer(1, 3 * mm),
         _lines_table(doc, st),
         Spacer(1, 2 * mm),
-        _totals(doc, st),
-        Spacer(1, 3 * mm),
-        *_terms(doc, st),
-        _signatures(st),
+        KeepTogether([_totals(doc, st), Spacer(1, 3 * mm), *_terms(doc, st), _signatures(st)]),
     ]
     return build_pdf(
         story,

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 import segno
+from PIL import Image
 from reportlab.lib.enums import TA_LEFT, TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate
+from reportlab.platypus import BaseDocTemplate, Flowable, Frame, PageTemplate, Paragraph
 
 from mailbot.documents.fonts import reportlab_fonts
 
@@ -57,8 +59,16 @@ def para(text: str, style: ParagraphStyle) -> Paragraph:
     return Paragraph(escape(text), style)
 
 
+_DARK_TO_BLACK = bytes([255, 0]) + bytes(254)  # module 0 (light) -> white, 1 (dark) -> black
+
+
 class QrFlowable(Flowable):  # type: ignore[misc]
-    """A QR symbol drawn as vector squares, `size` points wide including a 4-module border."""
+    """A QR symbol `size` points wide including its 4-module quiet zone.
+
+    Drawn as a 1-bit image at one pixel per module: ~1,500 vector squares cost ~25 ms in
+    reportlab's pure-Python number formatting, the image well under 1 ms, and a 1-bit image
+    scaled up stays sharp.
+    """
 
     def __init__(self, code: segno.QRCode, size: float) -> None:
         super().__init__()
@@ -67,25 +77,10 @@ class QrFlowable(Flowable):  # type: ignore[misc]
         self.width = self.height = size
 
     def draw(self) -> None:
-        """Draw the dark modules as one filled path of row runs."""
-        matrix = self.code.matrix
-        border = 4
-        count = len(matrix) + 2 * border
-        unit = self.size / count
-        path = self.canv.beginPath()
-        for r, row in enumerate(matrix):
-            y = self.size - (r + border + 1) * unit
-            c = 0
-            while c < len(row):
-                if row[c]:
-                    start = c
-                    while c < len(row) and row[c]:
-                        c += 1
-                    path.rect((start + border) * unit, y, (c - start) * unit, unit)
-                else:
-                    c += 1
-        self.canv.setFillGray(0)
-        self.canv.drawPath(path, stroke=0, fill=1)
+        """Draw the symbol at the flowable's origin."""
+        rows = [bytes(row).translate(_DARK_TO_BLACK) for row in self.code.matrix_iter(border=4)]
+        image = Image.frombytes("L", (len(rows[0]), len(rows)), b"".join(rows))
+        self.canv.drawImage(ImageReader(image.convert("1")), 0, 0, self.size, self.size)
 
 
 def build_pdf(
@@ -93,25 +88,26 @@ def build_pdf(
 ) -> bytes:
     """Return the PDF of `story` on A4 with `footer` and the page number on every page."""
     buffer = io.BytesIO()
-    doc = SimpleDocTemplate(
+    doc = BaseDocTemplate(
         buffer,
         pagesize=A4,
-        leftMargin=MARGIN,
-        rightMargin=MARGIN,
-        topMargin=MARGIN,
-        bottomMargin=MARGIN + 4 * mm,
         title=title,
         author=author,
         creator="mailbot",
         invariant=1,  # no timestamps or random ids: the same data gives the same bytes
     )
-    on_page = _footer(footer, font)
-    doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
+    bottom = MARGIN + 5 * mm  # room for the footer line
+    frame = Frame(
+        MARGIN, bottom, CONTENT_WIDTH, PAGE_HEIGHT - MARGIN - bottom,
+        leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0,
+    )  # fmt: skip
+    doc.addPageTemplates([PageTemplate("page", [frame], onPage=_footer(footer, font))])
+    doc.build(story)
     return buffer.getvalue()
 
 
-def _footer(text: str, font: str) -> Callable[[Canvas, SimpleDocTemplate], None]:
-    def draw(canvas: Canvas, doc: SimpleDocTemplate) -> None:
+def _footer(text: str, font: str) -> Callable[[Canvas, BaseDocTemplate], None]:
+    def draw(canvas: Canvas, doc: BaseDocTemplate) -> None:
         canvas.saveState()
         canvas.setFont(font, 7)
         canvas.setFillGray(0.35)

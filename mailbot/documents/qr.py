@@ -27,7 +27,7 @@ def _clean(key: str, value: str) -> str:
 
 
 def payment_qr_payload(doc: InvoiceDoc) -> str:
-    """Return `ST00012|Name=…|…|KPP=…` for the invoice; ValueError if supplier bank data is missing."""
+    """Return `ST00012|Name=…|…|KPP=…`; ValueError if the supplier's bank data is missing."""
     supplier = doc.supplier
     required = {
         "Name": supplier.name,

@@ -64,7 +64,7 @@ _PRODUCTS = (
 def sample_invoice(
     line_count: int = 2, *, vat_mode: VatMode = VatMode.VAT_22, number: str = "2026-00123"
 ) -> InvoiceDoc:
-    """Return an invoice: fee + codes for a new client, then made-up extra lines up to `line_count`."""
+    """Return an invoice: fee + codes for a new client, then made-up lines up to `line_count`."""
     lines = price_lines(TARIFFS, 12, new_client=True)
     for i in range(len(lines), line_count):
         lines.append(

@@ -259,7 +259,9 @@ class ImapIntake:
             log.info(event, key=key, folder=folder, reason=reason)
 
     def _move(self, client: Any, mailbox: str, uidvalidity: int, uid: int, folder: str) -> bool:
-        current = self._select(client, mailbox)
+        # SELECT again: a mailbox deleted and recreated under an open session can keep
+        # the old UIDVALIDITY in that session, and its UIDs now name other messages
+        current = self._select(client, mailbox, fresh=True)
         if current != uidvalidity:
             log.warning(
                 "imap_ack_uidvalidity_changed",
@@ -291,7 +293,6 @@ class ImapIntake:
             return self._idle(client, deadline)
         while (left := deadline - time.monotonic()) > 0:
             time.sleep(min(self._s.poll_seconds, left))  # the poll interval
-            client.noop()
             if self._has_unseen(client):
                 return True
         return False
@@ -299,6 +300,7 @@ class ImapIntake:
     def _has_unseen(self, client: Any) -> bool:
         uidvalidity = self._select(client, self._s.mailbox)
         first = self._seen[1] if self._seen[0] == uidvalidity else 1
+        client.noop()  # Dovecot shows new mail to a session at a sync, not inside SEARCH
         return any(int(u) >= first for u in client.search(["UID", f"{first}:*"]))
 
     def _idle(self, client: Any, deadline: float) -> bool:
@@ -317,6 +319,7 @@ class ImapIntake:
         if self._client is not None:
             try:
                 self._client.logout()
+                self._client = None
             except (*NETWORK_ERRORS, IMAPClientError):
                 log.debug("imap_logout_failed")
         self._drop()

@@ -28,13 +28,13 @@ def unique_name(filename: str) -> str:
 
 
 def read_headers(path: Path, cap: int = HEADER_CAP) -> bytes:
-    """Return the header block of a message file: up to the first blank line, at most `cap`."""
+    """Return the header block of a message file, its blank line included; at most `cap`."""
     out = bytearray()
     with path.open("rb") as f:
         for line in f:
+            out += line
             if line in (b"\n", b"\r\n") or len(out) >= cap:
                 break
-            out += line
     return bytes(out[:cap])
 
 

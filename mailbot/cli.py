@@ -1,0 +1,293 @@
+"""The `mailbot` command: thin wrappers over the same functions the daemon runs."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlmodel import col, func, select
+
+from mailbot.config import ConfigError, Settings, load_settings
+from mailbot.logging import configure_logging
+from mailbot.runtime import Runtime, build_runtime
+from mailbot.storage.db import transaction
+from mailbot.storage.migrate import NotMigratedError, check_migrated, upgrade
+from mailbot.storage.models import (
+    Application,
+    Barcode,
+    InboundMessage,
+    InboundStatus,
+    Invoice,
+    OutboxMessage,
+    ProductRow,
+)
+
+app = typer.Typer(help="mailbot: the barcode registration back office, run by e-mail.",
+                  no_args_is_help=True, add_completion=False)
+applications_app = typer.Typer(help="Applications and their states.", no_args_is_help=True)
+invoices_app = typer.Typer(help="Invoices: list, mark paid.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Outgoing mail.", no_args_is_help=True)
+forms_app = typer.Typer(help="Our blank forms and samples.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+messages_app = typer.Typer(help="Inbound messages.", no_args_is_help=True)
+pool_app = typer.Typer(help="The barcode pool.", no_args_is_help=True)
+for sub, name in ((applications_app, "applications"), (invoices_app, "invoices"),
+                  (outbox_app, "outbox"), (forms_app, "forms"), (db_app, "db"),
+                  (messages_app, "messages"), (pool_app, "pool")):
+    app.add_typer(sub, name=name)
+
+out = Console()
+err = Console(stderr=True)
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config.toml to use "
+                                                "(default: $MAILBOT_CONFIG or ./config.toml)")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+class _State:
+    config: Path | None = None
+
+
+@app.callback()
+def main_options(config: ConfigOpt = None,
+                 log_level: Annotated[str, typer.Option(help="debug|info|warning")] = "info",
+                 ) -> None:
+    """Global options."""
+    _State.config = config
+    configure_logging(level=log_level)
+
+
+def settings() -> Settings:
+    try:
+        return load_settings(_State.config)
+    except ConfigError as exc:
+        err.print("[bold red]configuration error:[/]", highlight=False)
+        for problem in exc.problems:
+            err.print(f"  {problem}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def runtime(*, migrated: bool = True) -> Runtime:
+    rt = build_runtime(settings())
+    if migrated:
+        try:
+            check_migrated(rt.engine)
+        except NotMigratedError as exc:
+            fail(str(exc), 2)
+    return rt
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the current version."""
+    rt = runtime(migrated=False)
+    upgrade(rt.engine)
+    out.print("database schema is current")
+
+
+@app.command()
+def run(once: Annotated[bool, typer.Option("--once", help="one pass, then exit")] = False,
+        ) -> None:
+    """Run the daemon: take in mail, process, issue, send."""
+    from mailbot.daemon import open_intake, open_transport, prepare, run_forever, run_pass
+
+    rt = runtime()
+    prepare(rt)
+    intake, transport = open_intake(rt.settings), open_transport(rt.settings)
+    if not once:
+        run_forever(rt, intake, transport, idle_timeout=5.0)
+        return
+    try:
+        report = run_pass(rt, intake, transport)
+    finally:
+        intake.close()
+        transport.close()
+    out.print(f"received {report.received}, processed {report.processed}, "
+              f"issued {report.issued}, sent {report.sent}")
+    if rt.settings.outbox == "maildir":
+        out.print(f"outgoing mail: {rt.settings.maildir.outbox / 'new'}")
+
+
+@app.command()
+def demo() -> None:
+    """Put a realistic sample application into the embedded inbox (then: mailbot run --once)."""
+    from mailbot.demo import drop_sample
+
+    s = settings()
+    if s.intake != "maildir":
+        fail("demo needs intake.kind = \"maildir\"")
+    path = drop_sample(s.maildir.inbox, to=s.service.email)
+    out.print(f"sample application from demo@client.example.test placed in {path}")
+
+
+@app.command()
+def status() -> None:
+    """Counts by state, and what is stuck and why."""
+    from mailbot.status import render_status
+
+    rt = runtime()
+    with transaction(rt.engine) as session:
+        render_status(session, rt, out)
+
+
+@applications_app.command("list")
+def applications_list(state: Annotated[str | None, typer.Option(help="only this state")] = None,
+                      ) -> None:
+    """List applications, newest first."""
+    rt = runtime()
+    table = Table("number", "state", "kind", "sender", "org", "created")
+    with transaction(rt.engine) as session:
+        query = select(Application).order_by(col(Application.id).desc()).limit(200)
+        if state:
+            query = query.where(Application.state == state)
+        for a in session.exec(query):
+            table.add_row(a.number, a.state, a.kind, a.sender, a.form.get("org_name") or "",
+                          a.created_at.strftime("%Y-%m-%d %H:%M"))
+    out.print(table)
+
+
+@applications_app.command("show")
+def applications_show(number: str) -> None:
+    """Everything about one application: form, products, problems, invoices, codes, mail."""
+    rt = runtime()
+    with transaction(rt.engine) as session:
+        a = session.exec(select(Application).where(Application.number == number)).first()
+        if a is None:
+            fail(f"application {number} not found")
+        out.print(f"[bold]{a.number}[/] state={a.state} kind={a.kind} sender={a.sender}")
+        if a.waiting_reason:
+            out.print(f"waiting: {a.waiting_reason}")
+        for key, value in a.form.items():
+            if value:
+                out.print(f"  {key}: {value}", highlight=False)
+        for p in a.problems:
+            out.print(f"  problem {p['code']}: {p['location']} {p.get('value') or ''}")
+        rows = session.exec(select(ProductRow).where(ProductRow.application_id == a.id))
+        codes = {b.product_row_id: b.ean for b in
+                 session.exec(select(Barcode).where(Barcode.application_id == a.id))}
+        for r in rows:
+            out.print(f"  row {r.row}: {r.name} [{r.product_type_code}] {codes.get(r.id, '')}")
+        for inv in session.exec(select(Invoice).where(Invoice.application_id == a.id)):
+            out.print(f"  invoice {inv.number}: {inv.total} RUB, {inv.status}")
+        for m in session.exec(select(OutboxMessage).where(OutboxMessage.application_id == a.id)):
+            out.print(f"  mail {m.kind} → {', '.join(m.recipients)}: {m.status}")
+
+
+@invoices_app.command("list")
+def invoices_list(unpaid: Annotated[bool, typer.Option(help="only unpaid")] = False) -> None:
+    """List invoices (YYYY-NNNNN), newest first."""
+    rt = runtime()
+    table = Table("number", "application", "total", "status", "issued", "due")
+    with transaction(rt.engine) as session:
+        query = (select(Invoice, Application.number)
+                 .join(Application, col(Application.id) == col(Invoice.application_id))
+                 .order_by(col(Invoice.id).desc()))
+        if unpaid:
+            query = query.where(Invoice.status == "issued")
+        for inv, app_number in session.exec(query):
+            table.add_row(inv.number, app_number, f"{inv.total}", inv.status,
+                          inv.issued_on.isoformat(), inv.due_on.isoformat())
+    out.print(table)
+
+
+@invoices_app.command("pay")
+def invoices_pay(
+    number: str,
+    amount: Annotated[str | None, typer.Option(help="amount received, RUB")] = None,
+    paid_on: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD")] = None,
+    force: Annotated[str, typer.Option(help="reason to accept a different amount")] = "",
+) -> None:
+    """Mark an invoice paid (idempotent); its codes go out on the next pass."""
+    from mailbot.payments import pay_invoice
+
+    try:
+        money = None if amount is None else Decimal(amount.replace(",", "."))
+        day = None if paid_on is None else date.fromisoformat(paid_on)
+    except (InvalidOperation, ValueError):
+        fail("--amount must be a number and --date YYYY-MM-DD")
+    result = pay_invoice(runtime(), number, amount=money, paid_on=day, force_reason=force)
+    if not result.ok:
+        fail(result.message)
+    out.print(result.message)
+
+
+@outbox_app.command("list")
+def outbox_list(limit: int = 50) -> None:
+    """Outgoing mail, newest first."""
+    rt = runtime()
+    table = Table("id", "kind", "to", "status", "attempts", "subject", "error")
+    with transaction(rt.engine) as session:
+        for m in session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id).desc())
+                              .limit(limit)):
+            table.add_row(str(m.id), m.kind, ", ".join(m.recipients), m.status,
+                          str(m.attempts), m.subject[:60], m.last_error[:60])
+    out.print(table)
+
+
+@messages_app.command("list")
+def messages_list(limit: int = 50) -> None:
+    """Inbound messages, newest first."""
+    rt = runtime()
+    table = Table("id", "from", "subject", "kind", "status", "attempts", "error")
+    with transaction(rt.engine) as session:
+        for m in session.exec(select(InboundMessage).order_by(col(InboundMessage.id).desc())
+                              .limit(limit)):
+            table.add_row(m.correlation_id, m.from_addr, m.subject[:50], m.kind, m.status,
+                          str(m.attempts), m.last_error.strip().splitlines()[-1][:60]
+                          if m.last_error else "")
+    out.print(table)
+
+
+@messages_app.command("retry")
+def messages_retry(message: Annotated[str, typer.Argument(help="id, e.g. m12 or 12")]) -> None:
+    """Re-run a failed or quarantined message."""
+    rt = runtime()
+    with transaction(rt.engine) as session:
+        row = session.get(InboundMessage, int(message.lstrip("m")))
+        if row is None or row.status not in (InboundStatus.failed, InboundStatus.quarantined):
+            fail(f"message {message} is not failed or quarantined")
+        row.status, row.attempts, row.lease_until = InboundStatus.archived, 0, None
+        session.add(row)
+    out.print(f"message {message} will be processed on the next pass")
+
+
+@pool_app.command("status")
+def pool_status() -> None:
+    """Used and free codes per prefix."""
+    from mailbot.pool import pool_states, sync_prefixes
+
+    rt = runtime()
+    table = Table("prefix", "capacity", "used", "free", "active")
+    with transaction(rt.engine) as session:
+        sync_prefixes(session, rt.settings.prefixes, now=rt.clock())
+        for p in pool_states(session):
+            table.add_row(p.prefix, str(p.capacity), str(p.used), str(p.free), str(p.active))
+        issued = session.exec(select(func.count(col(Barcode.id)))).one()
+    out.print(table)
+    out.print(f"codes issued in total: {issued}")
+
+
+@forms_app.command("export")
+def forms_export(directory: Path) -> None:
+    """Write the blank forms, the product types list and filled samples into DIRECTORY."""
+    from mailbot.forms import export_forms
+    from mailbot.runtime import shipped_product_types
+
+    for path in export_forms(directory, shipped_product_types()):
+        out.print(str(path))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,225 @@
+"""New applications, orders and corrections: parse, validate, then a problems reply or an invoice."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from sqlmodel import Session, col, delete
+
+from mailbot.archive import read_raw
+from mailbot.classify import FORM_EXTS, extension
+from mailbot.documents.invoice_pdf import render_invoice_pdf
+from mailbot.invoices import create_invoice, invoice_doc
+from mailbot.message import Attachment, ParsedMessage, parse_message
+from mailbot.outbox import enqueue
+from mailbot.parsers.application_docx import ApplicationForm, parse_application
+from mailbot.parsers.pair import check_pair
+from mailbot.parsers.problems import Document, Location, Problem, ProblemCode
+from mailbot.parsers.products_xlsx import ProductRow as ParsedRow
+from mailbot.parsers.products_xlsx import parse_products
+from mailbot.problem_text import count_phrase, render_problems
+from mailbot.render import FileAttachment, Mail, render_body, reply_subject
+from mailbot.runtime import Runtime
+from mailbot.storage.models import Application, InboundMessage, ProductRow
+from mailbot.storage.queries import client_by_requisites, next_number
+from mailbot.workflow import must, transition
+
+PRODUCT_EXTS = FORM_EXTS - {".docx"}
+
+
+def reply_to(msg: ParsedMessage) -> str:
+    return msg.reply_to or msg.from_addr
+
+
+def pick(msg: ParsedMessage) -> tuple[Attachment | None, Attachment | None, list[Attachment]]:
+    """(application .docx, product list, other files) among the attachments."""
+    form = products = None
+    others = []
+    for att in msg.attachments:
+        ext = extension(att.filename)
+        if ext == ".docx" and form is None:
+            form = att
+        elif ext in PRODUCT_EXTS and products is None:
+            products = att
+        else:
+            others.append(att)
+    return form, products, others
+
+
+def new_application(session: Session, rt: Runtime, inbound: InboundMessage,
+                    msg: ParsedMessage) -> str:
+    """Open an application numbered EAN-YYYY-NNNNNN and evaluate its files."""
+    now = rt.clock()
+    seq = next_number(session, "application", now.year)
+    form, products, _ = pick(msg)
+    app = Application(
+        number=f"EAN-{now.year}-{seq:06d}",
+        sender=reply_to(msg),
+        subject=msg.subject,
+        root_message_id=msg.message_id,
+        form_inbound_id=inbound.id if form else None,
+        products_inbound_id=inbound.id if products else None,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(app)
+    session.flush()
+    assert app.id is not None  # noqa: S101
+    inbound.application_id = app.id
+    return evaluate(session, rt, app, inbound, msg)
+
+
+def correction(session: Session, rt: Runtime, app: Application, inbound: InboundMessage,
+               msg: ParsedMessage) -> str:
+    """Corrected files in the thread of an application that needs fixing."""
+    form, products, _ = pick(msg)
+    if form:
+        app.form_inbound_id = inbound.id
+    if products:
+        app.products_inbound_id = inbound.id
+    must(transition(session, app, "correction_received", now=rt.clock(),
+                    correlation_id=inbound.correlation_id))
+    return evaluate(session, rt, app, inbound, msg)
+
+
+def _attachment_from(rt: Runtime, session: Session, inbound_id: int | None,
+                     want: str) -> Attachment | None:
+    if inbound_id is None:
+        return None
+    source = session.get(InboundMessage, inbound_id)
+    assert source is not None  # noqa: S101 - archived messages are never deleted
+    form, products, _ = pick(parse_message(read_raw(rt.settings.archive_dir, source.archive_path)))
+    return form if want == "form" else products
+
+
+def _missing(document: Document, label: str) -> Problem:
+    return Problem(ProblemCode.file_missing, Location(file=label, document=document))
+
+
+def read_files(session: Session, rt: Runtime, app: Application,
+               msg: ParsedMessage) -> tuple[ApplicationForm | None, list[ParsedRow], list[Problem]]:
+    """Parse the latest application and product list of this application thread."""
+    problems: list[Problem] = []
+    form_att = _attachment_from(rt, session, app.form_inbound_id, "form")
+    prod_att = _attachment_from(rt, session, app.products_inbound_id, "products")
+    form: ApplicationForm | None = None
+    rows: list[ParsedRow] = []
+    for att in pick(msg)[2]:
+        problems.append(Problem(ProblemCode.file_wrong_format, Location(file=att.filename),
+                                value=att.filename))
+    if form_att is None:
+        problems.append(_missing(Document.application, "Заявление о регистрации (.docx)"))
+    else:
+        parsed = parse_application(form_att.data, form_att.filename, limits=rt.parse_limits)
+        form, problems = parsed.value, problems + parsed.problems
+    if prod_att is None:
+        problems.append(_missing(Document.products, "Перечень продукции (.xlsx)"))
+    else:
+        result = parse_products(prod_att.data, prod_att.filename, limits=rt.parse_limits,
+                                product_types=rt.product_types)
+        rows, problems = list(result.value or []), problems + result.problems
+    if form is not None and rows and form_att and prod_att:
+        problems += check_pair(form, rows, form_att.filename, prod_att.filename)
+    return form, rows, problems
+
+
+def _form_dict(form: ApplicationForm) -> dict[str, Any]:
+    out = dataclasses.asdict(form)
+    out["notes"] = list(form.notes)
+    if isinstance(form.date, dt.date):
+        out["date"] = form.date.isoformat()
+    return out
+
+
+def _store_rows(session: Session, app_id: int, rows: list[ParsedRow]) -> None:
+    session.execute(delete(ProductRow).where(col(ProductRow.application_id) == app_id))
+    session.add_all(
+        ProductRow(
+            application_id=app_id,
+            row=r.row,
+            name=r.name or "",
+            product_type_code=r.product_type_code or "",
+            product_type_name=r.product_type_name or "",
+            brand=r.brand or "",
+            net_quantity="" if r.net_quantity is None else f"{r.net_quantity.normalize():f}",
+            unit=r.unit or "",
+            okpd2=r.okpd2 or "",
+            tnved=r.tnved or "",
+            note=r.note or "",
+        )
+        for r in rows
+    )
+
+
+def evaluate(session: Session, rt: Runtime, app: Application, inbound: InboundMessage,
+             msg: ParsedMessage) -> str:
+    """Validate the application's files: problems reply (needs_fix) or invoice (invoiced)."""
+    assert app.id is not None  # noqa: S101
+    now = rt.clock()
+    form, rows, problems = read_files(session, rt, app, msg)
+    cid = inbound.correlation_id
+    if problems or form is None:
+        app.problems = [_problem_dict(p) for p in problems]
+        must(transition(session, app, "form_invalid", now=now, correlation_id=cid,
+                        data={"problems": len(problems)}))
+        text_ctx = {"app": app, "problems_text": render_problems(problems, rt.env),
+                    "count": count_phrase(len(problems)), "service": rt.settings.service}
+        body = render_body(rt.env, "problems", text_ctx)
+        _reply(session, rt, app, inbound, msg, kind="problems", body=body)
+        return "needs_fix"
+    app.form, app.problems = _form_dict(form), []
+    _store_rows(session, app.id, rows)
+    must(transition(session, app, "form_valid", now=now, correlation_id=cid,
+                    data={"rows": len(rows)}))
+    client = client_by_requisites(session, form.inn or "", form.kpp or "")
+    if client is not None and client.login:
+        app.kind, app.client_id = "order", client.id
+    invoice = create_invoice(session, app, count=len(rows), new_client=app.kind != "order",
+                             settings=rt.settings, now=now, correlation_id=cid)
+    must(transition(session, app, "invoice_issued", now=now, correlation_id=cid,
+                    data={"invoice": invoice.number}))
+    doc = invoice_doc(invoice, app, rt.settings)
+    pdf = render_invoice_pdf(doc)
+    ctx = {"app": app, "invoice": invoice, "doc": doc, "rows": rows, "form": form,
+           "service": rt.settings.service}
+    body = render_body(rt.env, "invoice", ctx)
+    attachment = FileAttachment(f"Счёт {invoice.number}.pdf", "application/pdf", pdf)
+    extra = [form.email] if form.email else []
+    _reply(session, rt, app, inbound, msg, kind="invoice", body=body,
+           attachments=(attachment,), also=extra)
+    return "invoiced"
+
+
+def _problem_dict(p: Problem) -> dict[str, Any]:
+    loc = dataclasses.asdict(p.location)
+    return {"code": str(p.code), "location": loc, "value": p.value, "params": dict(p.params)}
+
+
+def _reply(  # noqa: PLR0913
+    session: Session,
+    rt: Runtime,
+    app: Application,
+    inbound: InboundMessage,
+    msg: ParsedMessage,
+    *,
+    kind: str,
+    body: str,
+    attachments: tuple[FileAttachment, ...] = (),
+    also: list[str] | None = None,
+) -> None:
+    to = [reply_to(msg)]
+    to += [a for a in (also or []) if a and a.lower() not in to]
+    mail = Mail(
+        to=tuple(to),
+        subject=reply_subject(msg.subject or app.subject, app.number),
+        text=body,
+        attachments=attachments,
+        in_reply_to=msg.message_id,
+        references=msg.references,
+    )
+    enqueue(session, mail, dedupe_key=f"application:{app.id}:{kind}:{inbound.id}", kind=kind,
+            sender=rt.sender, now=rt.clock(), application_id=app.id, inbound_id=inbound.id,
+            correlation_id=inbound.correlation_id,
+            rate_limit=rt.settings.limits.replies_per_sender_per_hour)

@@ -1,0 +1,154 @@
+"""Mail that is not a form: robots, bounces, status questions, support, strangers."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import structlog
+from sqlmodel import Session, col, select
+
+from mailbot.handlers.applications import reply_to
+from mailbot.message import ParsedMessage
+from mailbot.outbox import enqueue
+from mailbot.render import FileAttachment, Mail, render_body, reply_subject
+from mailbot.runtime import Runtime
+from mailbot.storage.models import (
+    Application,
+    Barcode,
+    Client,
+    InboundMessage,
+    Invoice,
+    OutboxMessage,
+    OutboxStatus,
+    SupportTicket,
+)
+from mailbot.storage.queries import next_number, record_event
+
+log = structlog.get_logger()
+STATE_TEXT = {
+    "received": "получена, проверяется",
+    "needs_fix": "нужно исправить файлы (см. наше письмо)",
+    "accepted": "принята",
+    "invoiced": "выставлен счёт, ожидаем оплату",
+    "paid": "оплачена, штрихкоды готовятся",
+    "issued": "штрихкоды выданы",
+    "expired": "срок оплаты счёта истёк",
+    "cancelled": "отменена",
+}
+MESSAGE_ID_RE = re.compile(rb"<[^<>\s]+\.mailbot@[^<>\s]+>")
+
+
+def bounce(session: Session, rt: Runtime, inbound: InboundMessage, raw: bytes) -> str:
+    """A DSN about our mail marks that mail bounced; never answered."""
+    hits = {m.decode("ascii", "replace") for m in MESSAGE_ID_RE.findall(raw)}
+    rows = session.exec(select(OutboxMessage).where(col(OutboxMessage.message_id).in_(hits)))
+    marked = 0
+    for row in rows:
+        if row.status == OutboxStatus.bounced:
+            continue
+        row.status = OutboxStatus.bounced
+        session.add(row)
+        assert row.id is not None  # noqa: S101
+        record_event(session, entity="outbox", entity_id=row.id, event="mail_bounced",
+                     at=rt.clock(), to_state=OutboxStatus.bounced,
+                     correlation_id=inbound.correlation_id)
+        marked += 1
+    return f"bounced {marked}"
+
+
+def _apps_for(session: Session, client: Client | None, sender: str) -> list[Application]:
+    query = select(Application).order_by(col(Application.id))
+    if client is not None:
+        query = query.where((Application.client_id == client.id) | (Application.sender == sender))
+    else:
+        query = query.where(Application.sender == sender)
+    return list(session.exec(query))
+
+
+def status_reply(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage,
+                 client: Client | None) -> str:
+    """List the sender's applications; answered only to a registered or applying address."""
+    sender = msg.from_addr
+    items = []
+    for app in _apps_for(session, client, sender):
+        invoice = session.exec(select(Invoice).where(Invoice.application_id == app.id)
+                               .order_by(col(Invoice.id).desc())).first()
+        codes = len(session.exec(select(Barcode.id).where(Barcode.application_id == app.id)).all())
+        due = invoice.total - invoice.from_balance if invoice and invoice.status == "issued" else None
+        items.append({"number": app.number, "created_at": app.created_at, "invoice": invoice,
+                      "state_text": STATE_TEXT.get(app.state, app.state), "codes": codes,
+                      "due": due})
+    body = render_body(rt.env, "status", {"apps": items, "service": rt.settings.service})
+    tag = msg.application_tag or ""
+    mail = Mail(to=(sender,), subject=reply_subject(msg.subject or "Статус заявок", tag),
+                text=body, in_reply_to=msg.message_id, references=msg.references)
+    enqueue(session, mail, dedupe_key=f"inbound:{inbound.id}:status", kind="status",
+            sender=rt.sender, now=rt.clock(), inbound_id=inbound.id,
+            correlation_id=inbound.correlation_id,
+            rate_limit=rt.settings.limits.replies_per_sender_per_hour)
+    return f"status of {len(items)}"
+
+
+def support_ticket(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage,
+                   client: Client) -> str:
+    """Open «Обращение №N» and acknowledge it in the thread."""
+    now = rt.clock()
+    seq = next_number(session, "ticket", now.year)
+    ticket = SupportTicket(number=f"{now.year}-{seq:05d}", client_id=client.id,
+                           sender=msg.from_addr, subject=msg.subject,
+                           root_message_id=msg.message_id, created_at=now)
+    session.add(ticket)
+    session.flush()
+    assert ticket.id is not None  # noqa: S101
+    record_event(session, entity="ticket", entity_id=ticket.id, event="ticket_opened", at=now,
+                 to_state="open", correlation_id=inbound.correlation_id)
+    body = render_body(rt.env, "ticket_ack", {"ticket": ticket, "service": rt.settings.service})
+    subject = f"Re: {msg.subject or 'Обращение'} [Обращение №{ticket.number}]"
+    mail = Mail(to=(reply_to(msg),), subject=subject, text=body, in_reply_to=msg.message_id,
+                references=msg.references)
+    enqueue(session, mail, dedupe_key=f"inbound:{inbound.id}:ticket", kind="ticket_ack",
+            sender=rt.sender, now=now, inbound_id=inbound.id,
+            correlation_id=inbound.correlation_id,
+            rate_limit=rt.settings.limits.replies_per_sender_per_hour)
+    return f"ticket {ticket.number}"
+
+
+def instructions(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage,
+                 forms: tuple[FileAttachment, ...]) -> str:
+    """One reply with instructions and blank forms, at most once per sender per day."""
+    now = rt.clock()
+    sender = reply_to(msg)
+    recent = session.exec(
+        select(OutboxMessage.recipients).where(
+            OutboxMessage.kind == "instructions", OutboxMessage.created_at >= now - timedelta(days=1)
+        )
+    )
+    if any(sender in r for r in recent):
+        return "instructions already sent today"
+    body = render_body(rt.env, "instructions", {"service": rt.settings.service})
+    mail = Mail(to=(sender,), subject=reply_subject(msg.subject or "Регистрация штрихкодов", ""),
+                text=body, attachments=forms, in_reply_to=msg.message_id,
+                references=msg.references)
+    enqueue(session, mail, dedupe_key=f"inbound:{inbound.id}:instructions", kind="instructions",
+            sender=rt.sender, now=now, inbound_id=inbound.id,
+            correlation_id=inbound.correlation_id,
+            rate_limit=rt.settings.limits.replies_per_sender_per_hour)
+    return "instructions"
+
+
+def oversized(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage) -> str:
+    """Refuse a message over the size limit politely; its body was never read."""
+    mb = 1_000_000
+    body = render_body(rt.env, "oversized", {
+        "subject": msg.subject, "size_mb": f"{inbound.size / mb:.1f}",
+        "limit_mb": f"{rt.settings.limits.max_message_bytes / mb:.0f}",
+        "service": rt.settings.service,
+    })
+    mail = Mail(to=(reply_to(msg),), subject=reply_subject(msg.subject, msg.application_tag or ""),
+                text=body, in_reply_to=msg.message_id, references=msg.references)
+    enqueue(session, mail, dedupe_key=f"inbound:{inbound.id}:oversized", kind="oversized",
+            sender=rt.sender, now=rt.clock(), inbound_id=inbound.id,
+            correlation_id=inbound.correlation_id,
+            rate_limit=rt.settings.limits.replies_per_sender_per_hour)
+    return "refused: too large"

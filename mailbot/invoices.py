@@ -1,0 +1,94 @@
+"""Invoices: numbering, amounts from the tariff, and the document data for the PDF."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import Session
+
+from mailbot.config import Service, Settings
+from mailbot.documents.model import InvoiceDoc, Party
+from mailbot.money import InvoiceLine, VatMode, price_lines, to_money, vat_included
+from mailbot.storage.models import Application, Invoice
+from mailbot.storage.queries import next_number, record_event
+
+
+def service_party(service: Service) -> Party:
+    return Party(
+        name=service.name,
+        inn=service.inn,
+        kpp=service.kpp or None,
+        address=service.address,
+        bank=service.bank,
+        bik=service.bik,
+        account=service.account,
+        corr_account=service.corr_account,
+        phone=service.phone or None,
+    )
+
+
+def buyer_of(form: dict[str, Any]) -> dict[str, Any]:
+    """The buyer's requisites as stored on the invoice (a snapshot, not a reference)."""
+    return {
+        "name": form.get("org_name") or "",
+        "inn": form.get("inn") or "",
+        "kpp": form.get("kpp") or None,
+        "address": form.get("legal_address") or "",
+        "phone": form.get("phone") or None,
+    }
+
+
+def create_invoice(  # noqa: PLR0913
+    session: Session,
+    app: Application,
+    *,
+    count: int,
+    new_client: bool,
+    settings: Settings,
+    now: datetime,
+    correlation_id: str = "",
+) -> Invoice:
+    """Number and store the invoice for `count` codes, in the caller's transaction."""
+    lines = price_lines(settings.tariffs, count, new_client=new_client)
+    total = to_money(sum((line.amount for line in lines), Decimal(0)))
+    seq = next_number(session, "invoice", now.year)
+    invoice = Invoice(
+        number=f"{now.year}-{seq:05d}",
+        application_id=app.id or 0,
+        issued_on=now.date(),
+        due_on=now.date() + timedelta(days=settings.invoice_due_days),
+        total=total,
+        vat_mode=settings.vat_mode,
+        vat_amount=vat_included(total, settings.vat_mode) or Decimal("0.00"),
+        lines=[
+            {"name": ln.name, "qty": ln.qty, "unit": ln.unit, "price": str(ln.price)}
+            for ln in lines
+        ],
+        buyer=buyer_of(app.form),
+    )
+    session.add(invoice)
+    session.flush()
+    assert invoice.id is not None  # noqa: S101
+    record_event(session, entity="invoice", entity_id=invoice.id, event="invoice_created",
+                 at=now, to_state=invoice.status, correlation_id=correlation_id,
+                 data={"number": invoice.number, "total": str(total)})
+    return invoice
+
+
+def invoice_doc(invoice: Invoice, app: Application, settings: Settings) -> InvoiceDoc:
+    """The data the PDF renderer needs, rebuilt from the stored invoice."""
+    return InvoiceDoc(
+        number=invoice.number,
+        date=invoice.issued_on,
+        supplier=service_party(settings.service),
+        buyer=Party(**invoice.buyer),
+        lines=tuple(
+            InvoiceLine(ln["name"], int(ln["qty"]), ln["unit"], Decimal(ln["price"]))
+            for ln in invoice.lines
+        ),
+        vat_mode=VatMode(invoice.vat_mode),
+        application_number=app.number,
+        due_days=(invoice.due_on - invoice.issued_on).days,
+    )

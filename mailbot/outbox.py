@@ -1,0 +1,179 @@
+"""The outbox: every outgoing mail is a row before it is sent; the sender drains due rows.
+
+Rows are idempotent by `dedupe_key` (e.g. ``application:12:invoice``), carry a
+deterministic Message-ID, and are retried with backoff on transient failures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from mailbot.crashpoints import crash_point
+from mailbot.render import SECRET_MASK, Mail, compose, message_id_for
+from mailbot.storage.db import transaction
+from mailbot.storage.models import OutboxMessage, OutboxStatus
+from mailbot.storage.queries import claim_outbox, record_event, replies_since
+from mailbot.transport import DeliveryError, Envelope, Transport
+from mailbot.vault import Vault
+
+log = structlog.get_logger()
+LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who our mail comes from."""
+
+    address: str
+    name: str
+    domain: str
+
+
+@dataclass(frozen=True)
+class SendReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def enqueue(  # noqa: PLR0913 - the facts of one outgoing mail
+    session: Session,
+    mail: Mail,
+    *,
+    dedupe_key: str,
+    kind: str,
+    sender: Sender,
+    now: datetime,
+    application_id: int | None = None,
+    inbound_id: int | None = None,
+    correlation_id: str = "",
+    secret: str | None = None,
+    vault: Vault | None = None,
+    rate_limit: int | None = None,
+) -> OutboxMessage:
+    """Store `mail` for sending (once per dedupe_key); `secret` replaces the mask at delivery.
+
+    With `rate_limit`, a recipient who already got that many replies within the hour gets
+    none: the row is kept as `suppressed` so the decision is visible (loop guard).
+    """
+    existing = session.exec(
+        select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key)
+    ).first()
+    if existing is not None:
+        return existing
+    message_id = message_id_for(dedupe_key, sender.domain)
+    body = compose(mail, message_id=message_id, from_addr=sender.address,
+                   from_name=sender.name, date=now)
+    status = OutboxStatus.pending
+    if rate_limit is not None and any(
+        replies_since(session, rcpt, now - timedelta(hours=1)) >= rate_limit for rcpt in mail.to
+    ):
+        status = OutboxStatus.suppressed
+    sealed = None
+    if secret is not None:
+        if vault is None or SECRET_MASK.encode() not in body:
+            raise ValueError("a secret needs a vault and the mask in the text")
+        sealed = vault.seal(secret)
+    row = OutboxMessage(
+        dedupe_key=dedupe_key,
+        message_id=message_id,
+        kind=kind,
+        application_id=application_id,
+        inbound_id=inbound_id,
+        correlation_id=correlation_id,
+        recipients=list(mail.to),
+        subject=mail.subject,
+        body=body,
+        secret=sealed,
+        status=status,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    assert row.id is not None  # noqa: S101 - flushed
+    record_event(session, entity="outbox", entity_id=row.id, event="mail_queued", at=now,
+                 to_state=status, correlation_id=correlation_id,
+                 data={"kind": kind, "to": list(mail.to)})
+    return row
+
+
+def backoff(attempts: int) -> timedelta:
+    """1, 2, 4 … minutes, capped at one hour."""
+    return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
+
+
+def send_due(
+    engine: Engine,
+    transport: Transport,
+    *,
+    sender: Sender,
+    vault: Vault,
+    clock: Callable[[], datetime],
+    max_attempts: int,
+) -> SendReport:
+    """Deliver every due row; each delivery is committed on its own."""
+    sent = retried = failed = 0
+    while True:
+        with transaction(engine) as session:
+            batch = claim_outbox(session, now=clock(), lease=LEASE)
+        if not batch:
+            return SendReport(sent, retried, failed)
+        for row in batch:
+            outcome = _deliver_one(engine, transport, row, sender=sender, vault=vault,
+                                   clock=clock, max_attempts=max_attempts)
+            sent += outcome == "sent"
+            retried += outcome == "retry"
+            failed += outcome == "failed"
+
+
+def _deliver_one(  # noqa: PLR0913
+    engine: Engine,
+    transport: Transport,
+    row: OutboxMessage,
+    *,
+    sender: Sender,
+    vault: Vault,
+    clock: Callable[[], datetime],
+    max_attempts: int,
+) -> str:
+    data = row.body
+    if row.secret is not None:
+        data = data.replace(SECRET_MASK.encode(), vault.open(row.secret).encode(), 1)
+    envelope = Envelope(sender.address, tuple(row.recipients), row.message_id)
+    error: DeliveryError | None = None
+    try:
+        transport.deliver(data, envelope)
+    except DeliveryError as exc:
+        error = exc
+    crash_point("after_deliver")
+    with transaction(engine) as session:
+        fresh = session.get(OutboxMessage, row.id)
+        assert fresh is not None  # noqa: S101 - rows are never deleted
+        now = clock()
+        fresh.attempts += 1
+        fresh.lease_until = None
+        if error is None:
+            fresh.status, fresh.sent_at, fresh.secret = OutboxStatus.sent, now, None
+            outcome, event = "sent", "mail_sent"
+        elif error.permanent or fresh.attempts >= max_attempts:
+            fresh.status, fresh.last_error = OutboxStatus.failed, str(error)
+            outcome, event = "failed", "mail_failed"
+        else:
+            fresh.last_error = str(error)
+            fresh.next_attempt_at = now + backoff(fresh.attempts)
+            outcome, event = "retry", "mail_deferred"
+        session.add(fresh)
+        assert fresh.id is not None  # noqa: S101
+        record_event(session, entity="outbox", entity_id=fresh.id, event=event, at=now,
+                     to_state=fresh.status, correlation_id=fresh.correlation_id,
+                     data={"error": fresh.last_error} if error else {})
+    log.info(event, outbox_id=row.id, kind=row.kind, message_id=row.message_id,
+             msg=row.correlation_id, error=str(error) if error else None)
+    return outcome

@@ -1,0 +1,238 @@
+"""The steps of one pass: take in → process → issue → send. Each hands over stored rows.
+
+take_in:  raw bytes archived (fsync) + inbound row committed, THEN acknowledged in the
+          mailbox. A crash before the ack re-reads the message and finds it archived.
+process:  one transaction per inbound message: classification, records, state changes and
+          outbox rows commit together, or not at all (then the message is retried).
+issue:    one transaction per paid application: codes, client, deliverables mail.
+send:     one commit per delivered mail (outbox.send_due).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from sqlmodel import Session, select
+
+from mailbot import forms
+from mailbot.archive import read_raw, store_raw
+from mailbot.classify import MessageKind, classify
+from mailbot.crashpoints import crash_point
+from mailbot.handlers import applications, correspondence
+from mailbot.intake.base import Intake, OversizedMessage, RawMessage
+from mailbot.message import ParsedMessage, parse_message
+from mailbot.render import FileAttachment
+from mailbot.runtime import Runtime
+from mailbot.storage.db import transaction
+from mailbot.storage.models import Application, InboundMessage, InboundStatus
+from mailbot.storage.models import ApplicationState as S
+from mailbot.storage.queries import (
+    application_by_number,
+    application_by_thread,
+    claim_inbound,
+    client_by_address,
+    inbound_by_key,
+    inbound_by_sha,
+    record_event,
+)
+
+log = structlog.get_logger()
+LEASE = timedelta(minutes=10)
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@dataclass(frozen=True)
+class PassReport:
+    received: int
+    processed: int
+    issued: int
+    sent: int
+
+
+def take_in(rt: Runtime, intake: Intake) -> int:
+    """Archive and record every new message, then acknowledge it; returns how many."""
+    count = 0
+    for item in intake.fetch_new():
+        archive_one(rt, item)
+        crash_point("after_archive")
+        intake.acknowledge(item.key)
+        crash_point("after_acknowledge")
+        count += 1
+    return count
+
+
+def archive_one(rt: Runtime, item: RawMessage | OversizedMessage) -> InboundMessage:
+    """Store the raw bytes and commit the inbound row (idempotent by intake key and hash)."""
+    data = item.headers if isinstance(item, OversizedMessage) else item.data
+    sha, rel = store_raw(rt.settings.archive_dir, data)
+    now = rt.clock()
+    with transaction(rt.engine) as session:
+        existing = inbound_by_key(session, item.key)
+        if existing is not None:
+            return existing
+        twin = inbound_by_sha(session, sha)
+        head = parse_message(data[:65536]) if data else None
+        row = InboundMessage(
+            key=item.key, sha256=sha, archive_path=rel, size=item.size, received_at=now,
+            message_id=head.message_id if head else "",
+            from_addr=head.from_addr if head else "", subject=(head.subject if head else "")[:998],
+            status=InboundStatus.duplicate if twin is not None else InboundStatus.archived,
+            kind="oversized" if isinstance(item, OversizedMessage) else "",
+        )
+        session.add(row)
+        session.flush()
+        assert row.id is not None  # noqa: S101
+        row.correlation_id = f"m{row.id}"
+        record_event(session, entity="inbound", entity_id=row.id, event="message_archived",
+                     at=now, to_state=row.status, correlation_id=row.correlation_id,
+                     data={"key": item.key, "size": item.size,
+                           "duplicate_of": twin.id if twin else None})
+    log.info("message_archived", msg=row.correlation_id, key=item.key, size=item.size,
+             duplicate=twin is not None)
+    return row
+
+
+def process_pending(rt: Runtime) -> int:
+    """Process every archived message, one transaction each; a failure parks the message."""
+    done = 0
+    while True:
+        with transaction(rt.engine) as session:
+            batch = claim_inbound(session, now=rt.clock(), lease=LEASE,
+                                  max_attempts=rt.settings.limits.max_attempts)
+        if not batch:
+            return done
+        for inbound in batch:
+            _process_safely(rt, inbound)
+            done += 1
+
+
+def _process_safely(rt: Runtime, inbound: InboundMessage) -> None:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(msg=inbound.correlation_id)
+    started = time.perf_counter()
+    try:
+        with transaction(rt.engine) as session:
+            row = session.get(InboundMessage, inbound.id)
+            assert row is not None  # noqa: S101
+            outcome = process_one(session, rt, row)
+            kind = row.kind
+    except Exception as exc:  # noqa: BLE001 - the per-message boundary: park it, keep going
+        _park(rt, inbound, exc)
+        return
+    crash_point("after_process")
+    log.info("message_processed", kind=kind, outcome=outcome,
+             duration_ms=round((time.perf_counter() - started) * 1000, 1))
+
+
+def _park(rt: Runtime, inbound: InboundMessage, exc: Exception) -> None:
+    with transaction(rt.engine) as session:
+        row = session.get(InboundMessage, inbound.id)
+        assert row is not None  # noqa: S101
+        row.attempts += 1
+        row.last_error = "".join(traceback.format_exception(exc))[-4000:]
+        row.lease_until = None
+        quarantine = row.attempts >= rt.settings.limits.max_attempts
+        row.status = InboundStatus.quarantined if quarantine else InboundStatus.failed
+        session.add(row)
+        assert row.id is not None  # noqa: S101
+        record_event(session, entity="inbound", entity_id=row.id, event="message_failed",
+                     at=rt.clock(), to_state=row.status, correlation_id=row.correlation_id,
+                     data={"error": repr(exc)[:500], "attempts": row.attempts})
+    log.error("message_failed", error=repr(exc), attempts=row.attempts, status=row.status)
+
+
+def _thread_app(session: Session, msg: ParsedMessage) -> Application | None:
+    tag = msg.application_tag
+    if tag:
+        app = application_by_number(session, tag)
+        if app is not None:
+            return app
+    return application_by_thread(session, msg.thread_ids)
+
+
+def process_one(session: Session, rt: Runtime, inbound: InboundMessage) -> str:
+    """Classify one archived message and act on it; all writes in the caller's transaction."""
+    raw = read_raw(rt.settings.archive_dir, inbound.archive_path)
+    msg = parse_message(raw)
+    outcome = _dispatch(session, rt, inbound, msg, raw)
+    inbound.status = InboundStatus.processed
+    inbound.processed_at = rt.clock()
+    inbound.lease_until = None
+    session.add(inbound)
+    assert inbound.id is not None  # noqa: S101
+    record_event(session, entity="inbound", entity_id=inbound.id, event="message_processed",
+                 at=rt.clock(), to_state=inbound.status, correlation_id=inbound.correlation_id,
+                 data={"kind": inbound.kind, "outcome": outcome})
+    return outcome
+
+
+def _dispatch(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage,
+              raw: bytes) -> str:
+    if inbound.kind == "oversized":
+        return correspondence.oversized(session, rt, inbound, msg)
+    if msg.message_id:
+        twin = session.exec(select(InboundMessage).where(
+            InboundMessage.message_id == msg.message_id,
+            InboundMessage.from_addr == msg.from_addr,
+            InboundMessage.status == InboundStatus.processed,
+            InboundMessage.id != inbound.id)).first()
+        if twin is not None:
+            inbound.kind, inbound.reason = "duplicate", f"same Message-ID as m{twin.id}"
+            return "duplicate"
+    app = _thread_app(session, msg)
+    client = client_by_address(session, msg.from_addr)
+    c = classify(msg, our_addresses=rt.our_addresses,
+                 accountants=frozenset(rt.settings.accountants),
+                 authserv_id=rt.settings.authserv_id, in_thread=app is not None,
+                 known_client=client is not None)
+    inbound.kind, inbound.reason = c.kind, c.reason
+    if app is not None:
+        inbound.application_id = app.id
+    handler = _HANDLERS.get(c.kind)
+    if handler is None:
+        return f"recorded ({c.reason})"
+    return handler(session, rt, inbound, msg, raw, app, client)
+
+
+def _thread_reply(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage,
+                  raw: bytes, app: object, client: object) -> str:
+    assert isinstance(app, Application)  # noqa: S101 - in_thread implies an application
+    has_files = any(a for a in applications.pick(msg)[:2])
+    if app.state == S.needs_fix and has_files:
+        return applications.correction(session, rt, app, inbound, msg)
+    if has_files and app.state in (S.issued, S.cancelled, S.expired):
+        return applications.new_application(session, rt, inbound, msg)
+    return correspondence.status_reply(session, rt, inbound, msg, None)
+
+
+def blank_forms(rt: Runtime) -> tuple[FileAttachment, ...]:
+    """Blank application, blank product list, product types and the filled samples."""
+    types = rt.product_types
+    return (
+        FileAttachment("Заявление о регистрации (бланк).docx", DOCX, forms.blank_application_docx()),
+        FileAttachment("Перечень продукции (бланк).xlsx", XLSX, forms.blank_products_xlsx(types)),
+        FileAttachment("Виды продукции.xlsx", XLSX, forms.product_types_xlsx(types)),
+        FileAttachment("Заявление (образец).docx", DOCX, forms.sample_application_docx()),
+        FileAttachment("Перечень продукции (образец).xlsx", XLSX, forms.sample_products_xlsx(types)),
+    )
+
+
+Handler = Callable[..., str]
+_HANDLERS: dict[str, Handler] = {
+    MessageKind.bounce: lambda s, rt, i, m, raw, a, c: correspondence.bounce(s, rt, i, raw),
+    MessageKind.thread_reply: _thread_reply,
+    MessageKind.application: lambda s, rt, i, m, raw, a, c: applications.new_application(
+        s, rt, i, m),
+    MessageKind.status_request: lambda s, rt, i, m, raw, a, c: correspondence.status_reply(
+        s, rt, i, m, c),
+    MessageKind.client_mail: lambda s, rt, i, m, raw, a, c: correspondence.support_ticket(
+        s, rt, i, m, c),
+    MessageKind.unknown_sender: lambda s, rt, i, m, raw, a, c: correspondence.instructions(
+        s, rt, i, m, blank_forms(rt)),
+}

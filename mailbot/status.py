@@ -1,0 +1,76 @@
+"""`mailbot status`: counts by state and what is stuck, with the reason, at a glance."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from rich.console import Console
+from rich.table import Table
+from sqlmodel import Session, col, func, select
+
+from mailbot.pool import pool_states
+from mailbot.runtime import Runtime
+from mailbot.storage.models import (
+    Application,
+    ApplicationState,
+    InboundMessage,
+    InboundStatus,
+    Invoice,
+    OutboxMessage,
+    OutboxStatus,
+)
+
+STALE = timedelta(minutes=15)
+
+
+def _counts(session: Session, column: object, model: type) -> dict[str, int]:
+    rows = session.exec(select(column, func.count()).select_from(model).group_by(column))  # type: ignore[call-overload]
+    return {str(k): int(v) for k, v in rows}
+
+
+def render_status(session: Session, rt: Runtime, out: Console) -> None:
+    now = rt.clock()
+    table = Table("what", "counts")
+    for title, column, model in (
+        ("applications", Application.state, Application),
+        ("inbound mail", InboundMessage.status, InboundMessage),
+        ("outgoing mail", OutboxMessage.status, OutboxMessage),
+        ("invoices", Invoice.status, Invoice),
+    ):
+        counts = _counts(session, column, model)
+        table.add_row(title, ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "—")
+    out.print(table)
+    stuck = Table("stuck", "id", "since", "why")
+    for m in session.exec(select(InboundMessage).where(
+            col(InboundMessage.status).in_([InboundStatus.failed, InboundStatus.quarantined]))):
+        why = m.last_error.strip().splitlines()[-1] if m.last_error else m.status
+        stuck.add_row(f"inbound {m.status}", m.correlation_id, f"{m.received_at:%Y-%m-%d %H:%M}",
+                      f"{why[:90]} (retry: mailbot messages retry {m.correlation_id})")
+    for m in session.exec(select(InboundMessage).where(
+            InboundMessage.status == InboundStatus.archived,
+            InboundMessage.received_at < now - STALE)):
+        stuck.add_row("inbound waiting", m.correlation_id, f"{m.received_at:%Y-%m-%d %H:%M}",
+                      "archived but not processed: is the daemon running?")
+    for o in session.exec(select(OutboxMessage).where(
+            col(OutboxMessage.status).in_([OutboxStatus.failed, OutboxStatus.bounced]))):
+        stuck.add_row(f"mail {o.status}", str(o.id), f"{o.created_at:%Y-%m-%d %H:%M}",
+                      f"{o.kind} → {', '.join(o.recipients)}: {o.last_error[:80]}")
+    for o in session.exec(select(OutboxMessage).where(
+            OutboxMessage.status == OutboxStatus.pending, OutboxMessage.attempts > 0)):
+        stuck.add_row("mail retrying", str(o.id), f"{o.created_at:%Y-%m-%d %H:%M}",
+                      f"attempt {o.attempts}: {o.last_error[:80]}")
+    for a in session.exec(select(Application).where(
+            Application.state == ApplicationState.paid, Application.waiting_reason != "")):
+        stuck.add_row("application paid", a.number, f"{a.updated_at:%Y-%m-%d %H:%M}",
+                      a.waiting_reason)
+    for inv in session.exec(select(Invoice).where(Invoice.status == "issued",
+                                                   Invoice.due_on < now.date())):
+        stuck.add_row("invoice overdue", inv.number, inv.issued_on.isoformat(),
+                      f"due {inv.due_on.isoformat()}, {inv.total} RUB unpaid")
+    if stuck.row_count:
+        out.print(stuck)
+    else:
+        out.print("nothing is stuck")
+    for p in pool_states(session):
+        low = " [bold red]LOW[/]" if p.active and p.free < rt.settings.pool_low_threshold else ""
+        out.print(f"pool {p.prefix}: {p.used} used, {p.free} free{low}")
