@@ -16,8 +16,25 @@ from mailbot.message import ParsedMessage
 FORM_EXTS = frozenset({".docx", ".xlsx", ".xls", ".ods", ".csv"})
 # Files applicants send instead of our forms: answered with "send .docx/.xlsx".
 WRONG_EXTS = frozenset(
-    {".doc", ".docm", ".xlsm", ".pdf", ".rtf", ".odt", ".jpg", ".jpeg", ".png", ".heic",
-     ".tif", ".tiff", ".zip", ".rar", ".7z", ".txt", ".dat"}
+    {
+        ".doc",
+        ".docm",
+        ".xlsm",
+        ".pdf",
+        ".rtf",
+        ".odt",
+        ".jpg",
+        ".jpeg",
+        ".png",
+        ".heic",
+        ".tif",
+        ".tiff",
+        ".zip",
+        ".rar",
+        ".7z",
+        ".txt",
+        ".dat",
+    }
 )
 ROBOT_SENDERS = re.compile(r"^(mailer-daemon|postmaster|no-?reply|bounce[s]?)(\+.*)?@", re.I)
 STATUS_WORDS = re.compile(r"статус|состояни|где (мои|наш)|когда (будут|придут)", re.I)
@@ -79,7 +96,7 @@ def is_authenticated(msg: ParsedMessage, authserv_id: str) -> bool:
     return bool(re.search(r"\b(dkim|dmarc)=pass\b", results, re.I))
 
 
-def classify(  # noqa: PLR0913 - each argument is one fact of the decision
+def classify(
     msg: ParsedMessage,
     *,
     our_addresses: frozenset[str],

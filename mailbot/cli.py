@@ -28,8 +28,11 @@ from mailbot.storage.models import (
     ProductRow,
 )
 
-app = typer.Typer(help="mailbot: the barcode registration back office, run by e-mail.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="mailbot: the barcode registration back office, run by e-mail.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 applications_app = typer.Typer(help="Applications and their states.", no_args_is_help=True)
 invoices_app = typer.Typer(help="Invoices: list, mark paid.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Outgoing mail.", no_args_is_help=True)
@@ -37,15 +40,26 @@ forms_app = typer.Typer(help="Our blank forms and samples.", no_args_is_help=Tru
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 messages_app = typer.Typer(help="Inbound messages.", no_args_is_help=True)
 pool_app = typer.Typer(help="The barcode pool.", no_args_is_help=True)
-for sub, name in ((applications_app, "applications"), (invoices_app, "invoices"),
-                  (outbox_app, "outbox"), (forms_app, "forms"), (db_app, "db"),
-                  (messages_app, "messages"), (pool_app, "pool")):
+for sub, name in (
+    (applications_app, "applications"),
+    (invoices_app, "invoices"),
+    (outbox_app, "outbox"),
+    (forms_app, "forms"),
+    (db_app, "db"),
+    (messages_app, "messages"),
+    (pool_app, "pool"),
+):
     app.add_typer(sub, name=name)
 
-out = Console()
-err = Console(stderr=True)
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config.toml to use "
-                                                "(default: $MAILBOT_CONFIG or ./config.toml)")]
+# Piped output (scripts, logs) gets wide lines instead of rich's 80-column wrapping.
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="config.toml to use (default: $MAILBOT_CONFIG or ./config.toml)"
+    ),
+]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -58,9 +72,10 @@ class _State:
 
 
 @app.callback()
-def main_options(config: ConfigOpt = None,
-                 log_level: Annotated[str, typer.Option(help="debug|info|warning")] = "info",
-                 ) -> None:
+def main_options(
+    config: ConfigOpt = None,
+    log_level: Annotated[str, typer.Option(help="debug|info|warning")] = "info",
+) -> None:
     """Global options."""
     _State.config = config
     configure_logging(level=log_level)
@@ -95,8 +110,9 @@ def db_upgrade() -> None:
 
 
 @app.command()
-def run(once: Annotated[bool, typer.Option("--once", help="one pass, then exit")] = False,
-        ) -> None:
+def run(
+    once: Annotated[bool, typer.Option("--once", help="one pass, then exit")] = False,
+) -> None:
     """Run the daemon: take in mail, process, issue, send."""
     from mailbot.daemon import open_intake, open_transport, prepare, run_forever, run_pass
 
@@ -111,8 +127,10 @@ def run(once: Annotated[bool, typer.Option("--once", help="one pass, then exit")
     finally:
         intake.close()
         transport.close()
-    out.print(f"received {report.received}, processed {report.processed}, "
-              f"issued {report.issued}, sent {report.sent}")
+    out.print(
+        f"received {report.received}, processed {report.processed}, "
+        f"issued {report.issued}, sent {report.sent}"
+    )
     if rt.settings.outbox == "maildir":
         out.print(f"outgoing mail: {rt.settings.maildir.outbox / 'new'}")
 
@@ -124,7 +142,7 @@ def demo() -> None:
 
     s = settings()
     if s.intake != "maildir":
-        fail("demo needs intake.kind = \"maildir\"")
+        fail('demo needs intake.kind = "maildir"')
     path = drop_sample(s.maildir.inbox, to=s.service.email)
     out.print(f"sample application from demo@client.example.test placed in {path}")
 
@@ -140,8 +158,9 @@ def status() -> None:
 
 
 @applications_app.command("list")
-def applications_list(state: Annotated[str | None, typer.Option(help="only this state")] = None,
-                      ) -> None:
+def applications_list(
+    state: Annotated[str | None, typer.Option(help="only this state")] = None,
+) -> None:
     """List applications, newest first."""
     rt = runtime()
     table = Table("number", "state", "kind", "sender", "org", "created")
@@ -150,8 +169,14 @@ def applications_list(state: Annotated[str | None, typer.Option(help="only this 
         if state:
             query = query.where(Application.state == state)
         for a in session.exec(query):
-            table.add_row(a.number, a.state, a.kind, a.sender, a.form.get("org_name") or "",
-                          a.created_at.strftime("%Y-%m-%d %H:%M"))
+            table.add_row(
+                a.number,
+                a.state,
+                a.kind,
+                a.sender,
+                a.form.get("org_name") or "",
+                a.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
     out.print(table)
 
 
@@ -172,10 +197,12 @@ def applications_show(number: str) -> None:
         for p in a.problems:
             out.print(f"  problem {p['code']}: {p['location']} {p.get('value') or ''}")
         rows = session.exec(select(ProductRow).where(ProductRow.application_id == a.id))
-        codes = {b.product_row_id: b.ean for b in
-                 session.exec(select(Barcode).where(Barcode.application_id == a.id))}
+        codes = {
+            b.product_row_id: b.ean
+            for b in session.exec(select(Barcode).where(Barcode.application_id == a.id))
+        }
         for r in rows:
-            out.print(f"  row {r.row}: {r.name} [{r.product_type_code}] {codes.get(r.id, '')}")
+            out.print(f"  row {r.row}: {r.name} [{r.product_type_code}] {codes.get(r.id or 0, '')}")
         for inv in session.exec(select(Invoice).where(Invoice.application_id == a.id)):
             out.print(f"  invoice {inv.number}: {inv.total} RUB, {inv.status}")
         for m in session.exec(select(OutboxMessage).where(OutboxMessage.application_id == a.id)):
@@ -183,20 +210,35 @@ def applications_show(number: str) -> None:
 
 
 @invoices_app.command("list")
-def invoices_list(unpaid: Annotated[bool, typer.Option(help="only unpaid")] = False) -> None:
+def invoices_list(
+    unpaid: Annotated[bool, typer.Option(help="only unpaid")] = False,
+    plain: Annotated[bool, typer.Option(help="numbers only, one per line")] = False,
+) -> None:
     """List invoices (YYYY-NNNNN), newest first."""
     rt = runtime()
     table = Table("number", "application", "total", "status", "issued", "due")
     with transaction(rt.engine) as session:
-        query = (select(Invoice, Application.number)
-                 .join(Application, col(Application.id) == col(Invoice.application_id))
-                 .order_by(col(Invoice.id).desc()))
+        query = (
+            select(Invoice, Application.number)
+            .join(Application, col(Application.id) == col(Invoice.application_id))
+            .order_by(col(Invoice.id).desc())
+        )
         if unpaid:
             query = query.where(Invoice.status == "issued")
         for inv, app_number in session.exec(query):
-            table.add_row(inv.number, app_number, f"{inv.total}", inv.status,
-                          inv.issued_on.isoformat(), inv.due_on.isoformat())
-    out.print(table)
+            if plain:
+                print(inv.number)  # noqa: T201 - machine-readable output for scripts
+                continue
+            table.add_row(
+                inv.number,
+                app_number,
+                f"{inv.total}",
+                inv.status,
+                inv.issued_on.isoformat(),
+                inv.due_on.isoformat(),
+            )
+    if not plain:
+        out.print(table)
 
 
 @invoices_app.command("pay")
@@ -226,10 +268,18 @@ def outbox_list(limit: int = 50) -> None:
     rt = runtime()
     table = Table("id", "kind", "to", "status", "attempts", "subject", "error")
     with transaction(rt.engine) as session:
-        for m in session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id).desc())
-                              .limit(limit)):
-            table.add_row(str(m.id), m.kind, ", ".join(m.recipients), m.status,
-                          str(m.attempts), m.subject[:60], m.last_error[:60])
+        for m in session.exec(
+            select(OutboxMessage).order_by(col(OutboxMessage.id).desc()).limit(limit)
+        ):
+            table.add_row(
+                str(m.id),
+                m.kind,
+                ", ".join(m.recipients),
+                m.status,
+                str(m.attempts),
+                m.subject[:60],
+                m.last_error[:60],
+            )
     out.print(table)
 
 
@@ -239,11 +289,18 @@ def messages_list(limit: int = 50) -> None:
     rt = runtime()
     table = Table("id", "from", "subject", "kind", "status", "attempts", "error")
     with transaction(rt.engine) as session:
-        for m in session.exec(select(InboundMessage).order_by(col(InboundMessage.id).desc())
-                              .limit(limit)):
-            table.add_row(m.correlation_id, m.from_addr, m.subject[:50], m.kind, m.status,
-                          str(m.attempts), m.last_error.strip().splitlines()[-1][:60]
-                          if m.last_error else "")
+        for m in session.exec(
+            select(InboundMessage).order_by(col(InboundMessage.id).desc()).limit(limit)
+        ):
+            table.add_row(
+                m.correlation_id,
+                m.from_addr,
+                m.subject[:50],
+                m.kind,
+                m.status,
+                str(m.attempts),
+                m.last_error.strip().splitlines()[-1][:60] if m.last_error else "",
+            )
     out.print(table)
 
 
@@ -255,7 +312,8 @@ def messages_retry(message: Annotated[str, typer.Argument(help="id, e.g. m12 or 
         row = session.get(InboundMessage, int(message.lstrip("m")))
         if row is None or row.status not in (InboundStatus.failed, InboundStatus.quarantined):
             fail(f"message {message} is not failed or quarantined")
-        row.status, row.attempts, row.lease_until = InboundStatus.archived, 0, None
+        row.status, row.attempts = InboundStatus.archived, 0
+        row.lease_until, row.lease_owner = None, ""
         session.add(row)
     out.print(f"message {message} will be processed on the next pass")
 

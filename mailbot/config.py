@@ -145,7 +145,7 @@ class _Reader:
             return {}
         return value
 
-    def get(  # noqa: PLR0913 - one call per key keeps the reading flat and readable
+    def get(
         self,
         sec: Mapping[str, Any],
         where: str,
@@ -202,9 +202,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     return parse_settings(data, base_dir=path.resolve().parent, env=env)
 
 
-def parse_settings(  # noqa: PLR0915 - a flat list of keys reads better than indirection
-    data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str, str]
-) -> Settings:
+def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str, str]) -> Settings:
     """Build Settings from parsed TOML; raises ConfigError naming every bad key."""
     r = _Reader(data)
     s = r.section("service")
@@ -231,7 +229,9 @@ def parse_settings(  # noqa: PLR0915 - a flat list of keys reads better than ind
     var_dir = base_dir / r.get(paths, "paths", "var", str, "var")
     archive_dir = var_dir / r.get(paths, "paths", "archive", str, "archive")
 
-    intake = r.get(r.section("intake"), "intake", "kind", str, "maildir", choices=("maildir", "imap"))
+    intake = r.get(
+        r.section("intake"), "intake", "kind", str, "maildir", choices=("maildir", "imap")
+    )
     md = r.section("maildir", required=False)
     maildir = MaildirSettings(
         inbox=base_dir / r.get(md, "maildir", "inbox", str, "var/mail/inbox"),
@@ -253,7 +253,9 @@ def parse_settings(  # noqa: PLR0915 - a flat list of keys reads better than ind
             poll_seconds=r.get(i, "imap", "poll_seconds", float, 60.0),
             ca_file=base_dir / ca if ca else None,
         )
-    outbox = r.get(r.section("outbox"), "outbox", "kind", str, "maildir", choices=("maildir", "smtp"))
+    outbox = r.get(
+        r.section("outbox"), "outbox", "kind", str, "maildir", choices=("maildir", "smtp")
+    )
     smtp = None
     if outbox == "smtp":
         m = r.section("smtp")
@@ -295,7 +297,9 @@ def parse_settings(  # noqa: PLR0915 - a flat list of keys reads better than ind
                 price=r.money(tier, where, "price"),
             )
         )
-    tariffs = Tariffs(registration_fee=r.money(t, "tariffs", "registration_fee"), tiers=tuple(tiers))
+    tariffs = Tariffs(
+        registration_fee=r.money(t, "tariffs", "registration_fee"), tiers=tuple(tiers)
+    )
     r.problems.extend(validate_tariffs(tariffs))
 
     vat = r.section("vat")
@@ -318,7 +322,9 @@ def parse_settings(  # noqa: PLR0915 - a flat list of keys reads better than ind
         room = 10 ** (12 - len(prefix)) if prefix else 0
         capacity = r.get(p, where, "capacity", int, room)
         if prefix and not 0 < capacity <= room:
-            r.problems.append(f"{where}.capacity: must be 1..{room} for a {len(prefix)}-digit prefix")
+            r.problems.append(
+                f"{where}.capacity: must be 1..{room} for a {len(prefix)}-digit prefix"
+            )
         prefixes.append(Prefix(prefix=prefix, capacity=capacity))
     if len({p.prefix for p in prefixes}) != len(prefixes):
         r.problems.append("barcodes.prefixes: a prefix is listed twice")

@@ -21,6 +21,7 @@ from mailbot.runtime import Runtime
 from mailbot.smtp import SmtpSettings, SmtpTransport
 from mailbot.storage.db import transaction
 from mailbot.storage.migrate import check_migrated
+from mailbot.storage.queries import release_dead_leases
 from mailbot.transport import Transport
 
 log = structlog.get_logger()
@@ -30,12 +31,21 @@ def open_intake(settings: Settings) -> Intake:
     if settings.intake == "imap":
         i = settings.imap
         assert i is not None  # noqa: S101 - config guarantees it
-        return ImapIntake(ImapSettings(
-            host=i.host, user=i.user, password=str(i.password), port=i.port,
-            security=i.security, mailbox=i.mailbox, processed_folder=i.processed_folder,
-            quarantine_folder=i.quarantine_folder, poll_seconds=i.poll_seconds,
-            max_bytes=settings.limits.max_message_bytes, ca_file=i.ca_file,
-        ))
+        return ImapIntake(
+            ImapSettings(
+                host=i.host,
+                user=i.user,
+                password=str(i.password),
+                port=i.port,
+                security=i.security,
+                mailbox=i.mailbox,
+                processed_folder=i.processed_folder,
+                quarantine_folder=i.quarantine_folder,
+                poll_seconds=i.poll_seconds,
+                max_bytes=settings.limits.max_message_bytes,
+                ca_file=i.ca_file,
+            )
+        )
     return MaildirIntake(settings.maildir.inbox, max_bytes=settings.limits.max_message_bytes)
 
 
@@ -43,10 +53,16 @@ def open_transport(settings: Settings) -> Transport:
     if settings.outbox == "smtp":
         s = settings.smtp
         assert s is not None  # noqa: S101
-        return SmtpTransport(SmtpSettings(
-            host=s.host, port=s.port, security=s.security, user=s.user or None,
-            password=str(s.password) or None, ca_file=s.ca_file,
-        ))
+        return SmtpTransport(
+            SmtpSettings(
+                host=s.host,
+                port=s.port,
+                security=s.security,
+                user=s.user or None,
+                password=str(s.password) or None,
+                ca_file=s.ca_file,
+            )
+        )
     return MaildirTransport(settings.maildir.outbox)
 
 
@@ -55,6 +71,9 @@ def prepare(rt: Runtime) -> None:
     check_migrated(rt.engine)
     with transaction(rt.engine) as session:
         sync_prefixes(session, rt.settings.prefixes, now=rt.clock())
+        freed = release_dead_leases(session)
+    if freed:
+        log.warning("dead_leases_released", count=freed)
     retry_waiting(rt)
 
 
@@ -63,13 +82,20 @@ def run_pass(rt: Runtime, intake: Intake, transport: Transport) -> PassReport:
     received = take_in(rt, intake)
     processed = process_pending(rt)
     issued = issue_paid(rt)
-    report = send_due(rt.engine, transport, sender=rt.sender, vault=rt.vault, clock=rt.clock,
-                      max_attempts=rt.settings.limits.max_attempts)
+    report = send_due(
+        rt.engine,
+        transport,
+        sender=rt.sender,
+        vault=rt.vault,
+        clock=rt.clock,
+        max_attempts=rt.settings.limits.max_attempts,
+    )
     return PassReport(received, processed, issued, report.sent)
 
 
-def run_forever(rt: Runtime, intake: Intake, transport: Transport, *,
-                idle_timeout: float = 30.0) -> None:
+def run_forever(
+    rt: Runtime, intake: Intake, transport: Transport, *, idle_timeout: float = 30.0
+) -> None:
     """Run passes until SIGTERM/SIGINT; between passes wait on the mailbox (IDLE or poll)."""
     stop = threading.Event()
 

@@ -22,14 +22,23 @@ def sample_message(*, to: str, sender: str = "demo@client.example.test") -> byte
     msg["Subject"] = "Заявка на регистрацию штрихкодов"
     msg["Date"] = format_datetime(utcnow())
     msg["Message-ID"] = make_msgid(domain="client.example.test")
-    msg.set_content("Здравствуйте! Направляем заявление и перечень продукции.\n"
-                    "С уважением, Анна Смирнова\n")
+    msg.set_content(
+        "Здравствуйте! Направляем заявление и перечень продукции.\nС уважением, Анна Смирнова\n"
+    )
     maintype, _, subtype = DOCX.partition("/")
-    msg.add_attachment(sample_application_docx(), maintype=maintype, subtype=subtype,
-                       filename="Заявление о регистрации.docx")
+    msg.add_attachment(
+        sample_application_docx(),
+        maintype=maintype,
+        subtype=subtype,
+        filename="Заявление о регистрации.docx",
+    )
     maintype, _, subtype = XLSX.partition("/")
-    msg.add_attachment(sample_products_xlsx(), maintype=maintype, subtype=subtype,
-                       filename="Перечень продукции.xlsx")
+    msg.add_attachment(
+        sample_products_xlsx(),
+        maintype=maintype,
+        subtype=subtype,
+        filename="Перечень продукции.xlsx",
+    )
     return bytes(msg)
 
 

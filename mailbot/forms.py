@@ -63,16 +63,51 @@ SAMPLE_APPLICATION: dict[str, str] = {
 }
 SAMPLE_PRODUCTS: tuple[tuple[str, str, str, str, str, str, str], ...] = (
     # name, type, brand, quantity, unit, ОКПД2, ТН ВЭД
-    ("Печенье сахарное «Ромашка» 250 г", "01 Продукты питания", "Ромашка", "250", "г",
-     "10.72.12.000", "1905311100"),
-    ("Печенье овсяное «Ромашка» 400 г", "01 Продукты питания", "Ромашка", "400", "г",
-     "10.72.12.000", "1905311100"),
-    ("Морс клюквенный «Ромашка» 1 л", "02 Напитки безалкогольные", "Ромашка", "1", "л",
-     "11.07.19.130", "2202999100"),
-    ("Крем для рук «Ромашка» 75 мл", "06 Косметика и парфюмерия", "Ромашка", "75", "мл",
-     "20.42.19.190", "3304990000"),
-    ("Полотенце вафельное 45×70", "15 Текстиль для дома", "Ромашка", "1", "шт",
-     "13.92.14.000", "6302910000"),
+    (
+        "Печенье сахарное «Ромашка» 250 г",
+        "01 Продукты питания",
+        "Ромашка",
+        "250",
+        "г",
+        "10.72.12.000",
+        "1905311100",
+    ),
+    (
+        "Печенье овсяное «Ромашка» 400 г",
+        "01 Продукты питания",
+        "Ромашка",
+        "400",
+        "г",
+        "10.72.12.000",
+        "1905311100",
+    ),
+    (
+        "Морс клюквенный «Ромашка» 1 л",
+        "02 Напитки безалкогольные",
+        "Ромашка",
+        "1",
+        "л",
+        "11.07.19.130",
+        "2202999100",
+    ),
+    (
+        "Крем для рук «Ромашка» 75 мл",
+        "06 Косметика и парфюмерия",
+        "Ромашка",
+        "75",
+        "мл",
+        "20.42.19.190",
+        "3304990000",
+    ),
+    (
+        "Полотенце вафельное 45×70",
+        "15 Текстиль для дома",
+        "Ромашка",
+        "1",
+        "шт",
+        "13.92.14.000",
+        "6302910000",
+    ),
 )
 
 
@@ -97,8 +132,10 @@ def _application_docx(values: dict[str, str] | None) -> bytes:
         for paragraph in row.cells[0].paragraphs:
             for run in paragraph.runs:
                 run.font.size = Pt(10)
-    document.add_paragraph("КПП обязателен для организаций; у индивидуального предпринимателя "
-                           "поле КПП остаётся пустым.")
+    document.add_paragraph(
+        "КПП обязателен для организаций; у индивидуального предпринимателя "
+        "поле КПП остаётся пустым."
+    )
     buf = io.BytesIO()
     document.save(buf)
     return buf.getvalue()
@@ -139,8 +176,12 @@ def _products_xlsx(rows: Sequence[Sequence[object]], types: Sequence[ProductType
         listing.append([t.label])
     listing.sheet_state = "hidden"
     type_col = get_column_letter(1 + [c.key for c in PRODUCT_COLUMNS].index("product_type"))
-    dv = DataValidation(type="list", formula1=f"='{TYPES_SHEET}'!$A$1:$A${len(types)}",
-                        allow_blank=True, showErrorMessage=False)
+    dv = DataValidation(
+        type="list",
+        formula1=f"='{TYPES_SHEET}'!$A$1:$A${len(types)}",
+        allow_blank=True,
+        showErrorMessage=False,
+    )
     dv.add(f"{type_col}3:{type_col}{BLANK_ROWS + 2}")
     ws.add_data_validation(dv)
     buf = io.BytesIO()
@@ -149,8 +190,10 @@ def _products_xlsx(rows: Sequence[Sequence[object]], types: Sequence[ProductType
 
 
 def _sample_rows() -> list[list[object]]:
-    return [[name, kind, brand, float(qty) if "." in qty else int(qty), unit, okpd2, tnved, ""]
-            for name, kind, brand, qty, unit, okpd2, tnved in SAMPLE_PRODUCTS]
+    return [
+        [name, kind, brand, float(qty) if "." in qty else int(qty), unit, okpd2, tnved, ""]
+        for name, kind, brand, qty, unit, okpd2, tnved in SAMPLE_PRODUCTS
+    ]
 
 
 def blank_products_xlsx(product_types: Sequence[ProductType]) -> bytes:

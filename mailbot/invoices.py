@@ -40,7 +40,7 @@ def buyer_of(form: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def create_invoice(  # noqa: PLR0913
+def create_invoice(
     session: Session,
     app: Application,
     *,
@@ -71,9 +71,16 @@ def create_invoice(  # noqa: PLR0913
     session.add(invoice)
     session.flush()
     assert invoice.id is not None  # noqa: S101
-    record_event(session, entity="invoice", entity_id=invoice.id, event="invoice_created",
-                 at=now, to_state=invoice.status, correlation_id=correlation_id,
-                 data={"number": invoice.number, "total": str(total)})
+    record_event(
+        session,
+        entity="invoice",
+        entity_id=invoice.id,
+        event="invoice_created",
+        at=now,
+        to_state=invoice.status,
+        correlation_id=correlation_id,
+        data={"number": invoice.number, "total": str(total)},
+    )
     return invoice
 
 

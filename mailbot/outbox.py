@@ -42,7 +42,7 @@ class SendReport:
     failed: int = 0
 
 
-def enqueue(  # noqa: PLR0913 - the facts of one outgoing mail
+def enqueue(
     session: Session,
     mail: Mail,
     *,
@@ -68,8 +68,9 @@ def enqueue(  # noqa: PLR0913 - the facts of one outgoing mail
     if existing is not None:
         return existing
     message_id = message_id_for(dedupe_key, sender.domain)
-    body = compose(mail, message_id=message_id, from_addr=sender.address,
-                   from_name=sender.name, date=now)
+    body = compose(
+        mail, message_id=message_id, from_addr=sender.address, from_name=sender.name, date=now
+    )
     status = OutboxStatus.pending
     if rate_limit is not None and any(
         replies_since(session, rcpt, now - timedelta(hours=1)) >= rate_limit for rcpt in mail.to
@@ -98,9 +99,16 @@ def enqueue(  # noqa: PLR0913 - the facts of one outgoing mail
     session.add(row)
     session.flush()
     assert row.id is not None  # noqa: S101 - flushed
-    record_event(session, entity="outbox", entity_id=row.id, event="mail_queued", at=now,
-                 to_state=status, correlation_id=correlation_id,
-                 data={"kind": kind, "to": list(mail.to)})
+    record_event(
+        session,
+        entity="outbox",
+        entity_id=row.id,
+        event="mail_queued",
+        at=now,
+        to_state=status,
+        correlation_id=correlation_id,
+        data={"kind": kind, "to": list(mail.to)},
+    )
     return row
 
 
@@ -126,14 +134,21 @@ def send_due(
         if not batch:
             return SendReport(sent, retried, failed)
         for row in batch:
-            outcome = _deliver_one(engine, transport, row, sender=sender, vault=vault,
-                                   clock=clock, max_attempts=max_attempts)
+            outcome = _deliver_one(
+                engine,
+                transport,
+                row,
+                sender=sender,
+                vault=vault,
+                clock=clock,
+                max_attempts=max_attempts,
+            )
             sent += outcome == "sent"
             retried += outcome == "retry"
             failed += outcome == "failed"
 
 
-def _deliver_one(  # noqa: PLR0913
+def _deliver_one(
     engine: Engine,
     transport: Transport,
     row: OutboxMessage,
@@ -158,7 +173,7 @@ def _deliver_one(  # noqa: PLR0913
         assert fresh is not None  # noqa: S101 - rows are never deleted
         now = clock()
         fresh.attempts += 1
-        fresh.lease_until = None
+        fresh.lease_until, fresh.lease_owner = None, ""
         if error is None:
             fresh.status, fresh.sent_at, fresh.secret = OutboxStatus.sent, now, None
             outcome, event = "sent", "mail_sent"
@@ -171,9 +186,22 @@ def _deliver_one(  # noqa: PLR0913
             outcome, event = "retry", "mail_deferred"
         session.add(fresh)
         assert fresh.id is not None  # noqa: S101
-        record_event(session, entity="outbox", entity_id=fresh.id, event=event, at=now,
-                     to_state=fresh.status, correlation_id=fresh.correlation_id,
-                     data={"error": fresh.last_error} if error else {})
-    log.info(event, outbox_id=row.id, kind=row.kind, message_id=row.message_id,
-             msg=row.correlation_id, error=str(error) if error else None)
+        record_event(
+            session,
+            entity="outbox",
+            entity_id=fresh.id,
+            event=event,
+            at=now,
+            to_state=fresh.status,
+            correlation_id=fresh.correlation_id,
+            data={"error": fresh.last_error} if error else {},
+        )
+    log.info(
+        event,
+        outbox_id=row.id,
+        kind=row.kind,
+        message_id=row.message_id,
+        msg=row.correlation_id,
+        error=str(error) if error else None,
+    )
     return outcome

@@ -22,7 +22,7 @@ class PayResult:
     message: str
 
 
-def pay_invoice(  # noqa: PLR0913
+def pay_invoice(
     rt: Runtime,
     number: str,
     *,
@@ -33,13 +33,20 @@ def pay_invoice(  # noqa: PLR0913
 ) -> PayResult:
     """Mark invoice `number` paid (idempotent); the amount must match unless forced."""
     with transaction(rt.engine) as session:
-        result = _pay(session, rt, number, amount=amount, paid_on=paid_on,
-                      force_reason=force_reason, source=source)
+        result = _pay(
+            session,
+            rt,
+            number,
+            amount=amount,
+            paid_on=paid_on,
+            force_reason=force_reason,
+            source=source,
+        )
     crash_point("after_payment")
     return result
 
 
-def _pay(  # noqa: PLR0913
+def _pay(
     session: Session,
     rt: Runtime,
     number: str,
@@ -69,8 +76,9 @@ def _pay(  # noqa: PLR0913
         )
     app = session.get(Application, invoice.application_id)
     assert app is not None  # noqa: S101
-    error = transition(session, app, "payment_matched", now=now,
-                       data={"invoice": number, "amount": str(amount)})
+    error = transition(
+        session, app, "payment_matched", now=now, data={"invoice": number, "amount": str(amount)}
+    )
     if error is not None:
         return PayResult(ok=False, message=str(error))
     payment = Payment(
@@ -89,7 +97,14 @@ def _pay(  # noqa: PLR0913
     invoice.status, invoice.paid_at = InvoiceStatus.paid, now
     session.add(invoice)
     assert invoice.id is not None  # noqa: S101
-    record_event(session, entity="invoice", entity_id=invoice.id, event="invoice_paid", at=now,
-                 from_state=InvoiceStatus.issued, to_state=InvoiceStatus.paid,
-                 data={"amount": str(amount), "source": source, "reason": force_reason})
+    record_event(
+        session,
+        entity="invoice",
+        entity_id=invoice.id,
+        event="invoice_paid",
+        at=now,
+        from_state=InvoiceStatus.issued,
+        to_state=InvoiceStatus.paid,
+        data={"amount": str(amount), "source": source, "reason": force_reason},
+    )
     return PayResult(ok=True, message=f"invoice {number} paid: {amount} RUB; {app.number} → paid")

@@ -79,9 +79,14 @@ def archive_one(rt: Runtime, item: RawMessage | OversizedMessage) -> InboundMess
         twin = inbound_by_sha(session, sha)
         head = parse_message(data[:65536]) if data else None
         row = InboundMessage(
-            key=item.key, sha256=sha, archive_path=rel, size=item.size, received_at=now,
+            key=item.key,
+            sha256=sha,
+            archive_path=rel,
+            size=item.size,
+            received_at=now,
             message_id=head.message_id if head else "",
-            from_addr=head.from_addr if head else "", subject=(head.subject if head else "")[:998],
+            from_addr=head.from_addr if head else "",
+            subject=(head.subject if head else "")[:998],
             status=InboundStatus.duplicate if twin is not None else InboundStatus.archived,
             kind="oversized" if isinstance(item, OversizedMessage) else "",
         )
@@ -89,12 +94,23 @@ def archive_one(rt: Runtime, item: RawMessage | OversizedMessage) -> InboundMess
         session.flush()
         assert row.id is not None  # noqa: S101
         row.correlation_id = f"m{row.id}"
-        record_event(session, entity="inbound", entity_id=row.id, event="message_archived",
-                     at=now, to_state=row.status, correlation_id=row.correlation_id,
-                     data={"key": item.key, "size": item.size,
-                           "duplicate_of": twin.id if twin else None})
-    log.info("message_archived", msg=row.correlation_id, key=item.key, size=item.size,
-             duplicate=twin is not None)
+        record_event(
+            session,
+            entity="inbound",
+            entity_id=row.id,
+            event="message_archived",
+            at=now,
+            to_state=row.status,
+            correlation_id=row.correlation_id,
+            data={"key": item.key, "size": item.size, "duplicate_of": twin.id if twin else None},
+        )
+    log.info(
+        "message_archived",
+        msg=row.correlation_id,
+        key=item.key,
+        size=item.size,
+        duplicate=twin is not None,
+    )
     return row
 
 
@@ -103,8 +119,9 @@ def process_pending(rt: Runtime) -> int:
     done = 0
     while True:
         with transaction(rt.engine) as session:
-            batch = claim_inbound(session, now=rt.clock(), lease=LEASE,
-                                  max_attempts=rt.settings.limits.max_attempts)
+            batch = claim_inbound(
+                session, now=rt.clock(), lease=LEASE, max_attempts=rt.settings.limits.max_attempts
+            )
         if not batch:
             return done
         for inbound in batch:
@@ -126,8 +143,12 @@ def _process_safely(rt: Runtime, inbound: InboundMessage) -> None:
         _park(rt, inbound, exc)
         return
     crash_point("after_process")
-    log.info("message_processed", kind=kind, outcome=outcome,
-             duration_ms=round((time.perf_counter() - started) * 1000, 1))
+    log.info(
+        "message_processed",
+        kind=kind,
+        outcome=outcome,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
 
 
 def _park(rt: Runtime, inbound: InboundMessage, exc: Exception) -> None:
@@ -136,14 +157,21 @@ def _park(rt: Runtime, inbound: InboundMessage, exc: Exception) -> None:
         assert row is not None  # noqa: S101
         row.attempts += 1
         row.last_error = "".join(traceback.format_exception(exc))[-4000:]
-        row.lease_until = None
+        row.lease_until, row.lease_owner = None, ""
         quarantine = row.attempts >= rt.settings.limits.max_attempts
         row.status = InboundStatus.quarantined if quarantine else InboundStatus.failed
         session.add(row)
         assert row.id is not None  # noqa: S101
-        record_event(session, entity="inbound", entity_id=row.id, event="message_failed",
-                     at=rt.clock(), to_state=row.status, correlation_id=row.correlation_id,
-                     data={"error": repr(exc)[:500], "attempts": row.attempts})
+        record_event(
+            session,
+            entity="inbound",
+            entity_id=row.id,
+            event="message_failed",
+            at=rt.clock(),
+            to_state=row.status,
+            correlation_id=row.correlation_id,
+            data={"error": repr(exc)[:500], "attempts": row.attempts},
+        )
     log.error("message_failed", error=repr(exc), attempts=row.attempts, status=row.status)
 
 
@@ -163,34 +191,49 @@ def process_one(session: Session, rt: Runtime, inbound: InboundMessage) -> str:
     outcome = _dispatch(session, rt, inbound, msg, raw)
     inbound.status = InboundStatus.processed
     inbound.processed_at = rt.clock()
-    inbound.lease_until = None
+    inbound.lease_until, inbound.lease_owner = None, ""
     session.add(inbound)
     assert inbound.id is not None  # noqa: S101
-    record_event(session, entity="inbound", entity_id=inbound.id, event="message_processed",
-                 at=rt.clock(), to_state=inbound.status, correlation_id=inbound.correlation_id,
-                 data={"kind": inbound.kind, "outcome": outcome})
+    record_event(
+        session,
+        entity="inbound",
+        entity_id=inbound.id,
+        event="message_processed",
+        at=rt.clock(),
+        to_state=inbound.status,
+        correlation_id=inbound.correlation_id,
+        data={"kind": inbound.kind, "outcome": outcome},
+    )
     return outcome
 
 
-def _dispatch(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage,
-              raw: bytes) -> str:
+def _dispatch(
+    session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage, raw: bytes
+) -> str:
     if inbound.kind == "oversized":
         return correspondence.oversized(session, rt, inbound, msg)
     if msg.message_id:
-        twin = session.exec(select(InboundMessage).where(
-            InboundMessage.message_id == msg.message_id,
-            InboundMessage.from_addr == msg.from_addr,
-            InboundMessage.status == InboundStatus.processed,
-            InboundMessage.id != inbound.id)).first()
+        twin = session.exec(
+            select(InboundMessage).where(
+                InboundMessage.message_id == msg.message_id,
+                InboundMessage.from_addr == msg.from_addr,
+                InboundMessage.status == InboundStatus.processed,
+                InboundMessage.id != inbound.id,
+            )
+        ).first()
         if twin is not None:
             inbound.kind, inbound.reason = "duplicate", f"same Message-ID as m{twin.id}"
             return "duplicate"
     app = _thread_app(session, msg)
     client = client_by_address(session, msg.from_addr)
-    c = classify(msg, our_addresses=rt.our_addresses,
-                 accountants=frozenset(rt.settings.accountants),
-                 authserv_id=rt.settings.authserv_id, in_thread=app is not None,
-                 known_client=client is not None)
+    c = classify(
+        msg,
+        our_addresses=rt.our_addresses,
+        accountants=frozenset(rt.settings.accountants),
+        authserv_id=rt.settings.authserv_id,
+        in_thread=app is not None,
+        known_client=client is not None,
+    )
     inbound.kind, inbound.reason = c.kind, c.reason
     if app is not None:
         inbound.application_id = app.id
@@ -200,8 +243,15 @@ def _dispatch(session: Session, rt: Runtime, inbound: InboundMessage, msg: Parse
     return handler(session, rt, inbound, msg, raw, app, client)
 
 
-def _thread_reply(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage,
-                  raw: bytes, app: object, client: object) -> str:
+def _thread_reply(
+    session: Session,
+    rt: Runtime,
+    inbound: InboundMessage,
+    msg: ParsedMessage,
+    raw: bytes,
+    app: object,
+    client: object,
+) -> str:
     assert isinstance(app, Application)  # noqa: S101 - in_thread implies an application
     has_files = any(a for a in applications.pick(msg)[:2])
     if app.state == S.needs_fix and has_files:
@@ -215,11 +265,15 @@ def blank_forms(rt: Runtime) -> tuple[FileAttachment, ...]:
     """Blank application, blank product list, product types and the filled samples."""
     types = rt.product_types
     return (
-        FileAttachment("Заявление о регистрации (бланк).docx", DOCX, forms.blank_application_docx()),
+        FileAttachment(
+            "Заявление о регистрации (бланк).docx", DOCX, forms.blank_application_docx()
+        ),
         FileAttachment("Перечень продукции (бланк).xlsx", XLSX, forms.blank_products_xlsx(types)),
         FileAttachment("Виды продукции.xlsx", XLSX, forms.product_types_xlsx(types)),
         FileAttachment("Заявление (образец).docx", DOCX, forms.sample_application_docx()),
-        FileAttachment("Перечень продукции (образец).xlsx", XLSX, forms.sample_products_xlsx(types)),
+        FileAttachment(
+            "Перечень продукции (образец).xlsx", XLSX, forms.sample_products_xlsx(types)
+        ),
     )
 
 
@@ -228,11 +282,15 @@ _HANDLERS: dict[str, Handler] = {
     MessageKind.bounce: lambda s, rt, i, m, raw, a, c: correspondence.bounce(s, rt, i, raw),
     MessageKind.thread_reply: _thread_reply,
     MessageKind.application: lambda s, rt, i, m, raw, a, c: applications.new_application(
-        s, rt, i, m),
+        s, rt, i, m
+    ),
     MessageKind.status_request: lambda s, rt, i, m, raw, a, c: correspondence.status_reply(
-        s, rt, i, m, c),
+        s, rt, i, m, c
+    ),
     MessageKind.client_mail: lambda s, rt, i, m, raw, a, c: correspondence.support_ticket(
-        s, rt, i, m, c),
+        s, rt, i, m, c
+    ),
     MessageKind.unknown_sender: lambda s, rt, i, m, raw, a, c: correspondence.instructions(
-        s, rt, i, m, blank_forms(rt)),
+        s, rt, i, m, blank_forms(rt)
+    ),
 }

@@ -49,15 +49,27 @@ def sync_prefixes(session: Session, prefixes: Sequence[Prefix], *, now: datetime
         session.add(row)
         session.flush()
         assert row.id is not None  # noqa: S101
-        record_event(session, entity="pool", entity_id=row.id, event="prefix_configured",
-                     at=now, data={"prefix": prefix, "capacity": conf.capacity})
+        record_event(
+            session,
+            entity="pool",
+            entity_id=row.id,
+            event="prefix_configured",
+            at=now,
+            data={"prefix": prefix, "capacity": conf.capacity},
+        )
     for prefix, row in rows.items():
         if prefix not in wanted and row.active:
             row.active = False
             session.add(row)
             assert row.id is not None  # noqa: S101
-            record_event(session, entity="pool", entity_id=row.id, event="prefix_removed",
-                         at=now, data={"prefix": prefix})
+            record_event(
+                session,
+                entity="pool",
+                entity_id=row.id,
+                event="prefix_removed",
+                at=now,
+                data={"prefix": prefix},
+            )
 
 
 def pool_states(session: Session) -> list[PoolState]:

@@ -44,9 +44,14 @@ def render_problems(problems: Sequence[Problem], env: jinja2.Environment) -> str
         with_sheet = next((p.location for p in items if p.location.sheet), items[0].location)
         lines.append(file_header(with_sheet, env))
         for p in sorted(items, key=lambda p: p.location.row or 0):
-            lines += textwrap.wrap(problem_sentence(p, env), width=WIDTH, initial_indent="  • ",
-                                   subsequent_indent="    ", break_long_words=False,
-                                   break_on_hyphens=False)
+            lines += textwrap.wrap(
+                problem_sentence(p, env),
+                width=WIDTH,
+                initial_indent="  • ",
+                subsequent_indent="    ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ import jinja2
 
 from mailbot.money import format_rub
 
-SECRET_MASK = "••••••••••••"  # stands for a password in every stored copy of a mail
+SECRET_MASK = "••••••••••••"  # noqa: S105 - the mask standing in for a password
 
 
 @dataclass(frozen=True)

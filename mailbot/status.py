@@ -41,32 +41,69 @@ def render_status(session: Session, rt: Runtime, out: Console) -> None:
         table.add_row(title, ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "—")
     out.print(table)
     stuck = Table("stuck", "id", "since", "why")
-    for m in session.exec(select(InboundMessage).where(
-            col(InboundMessage.status).in_([InboundStatus.failed, InboundStatus.quarantined]))):
+    for m in session.exec(
+        select(InboundMessage).where(
+            col(InboundMessage.status).in_([InboundStatus.failed, InboundStatus.quarantined])
+        )
+    ):
         why = m.last_error.strip().splitlines()[-1] if m.last_error else m.status
-        stuck.add_row(f"inbound {m.status}", m.correlation_id, f"{m.received_at:%Y-%m-%d %H:%M}",
-                      f"{why[:90]} (retry: mailbot messages retry {m.correlation_id})")
-    for m in session.exec(select(InboundMessage).where(
+        stuck.add_row(
+            f"inbound {m.status}",
+            m.correlation_id,
+            f"{m.received_at:%Y-%m-%d %H:%M}",
+            f"{why[:90]} (retry: mailbot messages retry {m.correlation_id})",
+        )
+    for m in session.exec(
+        select(InboundMessage).where(
             InboundMessage.status == InboundStatus.archived,
-            InboundMessage.received_at < now - STALE)):
-        stuck.add_row("inbound waiting", m.correlation_id, f"{m.received_at:%Y-%m-%d %H:%M}",
-                      "archived but not processed: is the daemon running?")
-    for o in session.exec(select(OutboxMessage).where(
-            col(OutboxMessage.status).in_([OutboxStatus.failed, OutboxStatus.bounced]))):
-        stuck.add_row(f"mail {o.status}", str(o.id), f"{o.created_at:%Y-%m-%d %H:%M}",
-                      f"{o.kind} → {', '.join(o.recipients)}: {o.last_error[:80]}")
-    for o in session.exec(select(OutboxMessage).where(
-            OutboxMessage.status == OutboxStatus.pending, OutboxMessage.attempts > 0)):
-        stuck.add_row("mail retrying", str(o.id), f"{o.created_at:%Y-%m-%d %H:%M}",
-                      f"attempt {o.attempts}: {o.last_error[:80]}")
-    for a in session.exec(select(Application).where(
-            Application.state == ApplicationState.paid, Application.waiting_reason != "")):
-        stuck.add_row("application paid", a.number, f"{a.updated_at:%Y-%m-%d %H:%M}",
-                      a.waiting_reason)
-    for inv in session.exec(select(Invoice).where(Invoice.status == "issued",
-                                                   Invoice.due_on < now.date())):
-        stuck.add_row("invoice overdue", inv.number, inv.issued_on.isoformat(),
-                      f"due {inv.due_on.isoformat()}, {inv.total} RUB unpaid")
+            InboundMessage.received_at < now - STALE,
+        )
+    ):
+        stuck.add_row(
+            "inbound waiting",
+            m.correlation_id,
+            f"{m.received_at:%Y-%m-%d %H:%M}",
+            "archived but not processed: is the daemon running?",
+        )
+    for o in session.exec(
+        select(OutboxMessage).where(
+            col(OutboxMessage.status).in_([OutboxStatus.failed, OutboxStatus.bounced])
+        )
+    ):
+        stuck.add_row(
+            f"mail {o.status}",
+            str(o.id),
+            f"{o.created_at:%Y-%m-%d %H:%M}",
+            f"{o.kind} → {', '.join(o.recipients)}: {o.last_error[:80]}",
+        )
+    for o in session.exec(
+        select(OutboxMessage).where(
+            OutboxMessage.status == OutboxStatus.pending, OutboxMessage.attempts > 0
+        )
+    ):
+        stuck.add_row(
+            "mail retrying",
+            str(o.id),
+            f"{o.created_at:%Y-%m-%d %H:%M}",
+            f"attempt {o.attempts}: {o.last_error[:80]}",
+        )
+    for a in session.exec(
+        select(Application).where(
+            Application.state == ApplicationState.paid, Application.waiting_reason != ""
+        )
+    ):
+        stuck.add_row(
+            "application paid", a.number, f"{a.updated_at:%Y-%m-%d %H:%M}", a.waiting_reason
+        )
+    for inv in session.exec(
+        select(Invoice).where(Invoice.status == "issued", Invoice.due_on < now.date())
+    ):
+        stuck.add_row(
+            "invoice overdue",
+            inv.number,
+            inv.issued_on.isoformat(),
+            f"due {inv.due_on.isoformat()}, {inv.total} RUB unpaid",
+        )
     if stuck.row_count:
         out.print(stuck)
     else:

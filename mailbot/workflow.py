@@ -51,7 +51,7 @@ def next_state(state: str, event: str) -> S | None:
     return TRANSITIONS.get((S(state), event))
 
 
-def transition(  # noqa: PLR0913 - the facts of one change
+def transition(
     session: Session,
     app: Application,
     event: str,

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from mailbot.parsers import fields as check
 from mailbot.parsers.container import Kind, vet
@@ -122,7 +123,9 @@ def _collect(items: Iterable[Block]) -> tuple[dict[str, _Entry], list[str]]:
     return chosen, notes
 
 
-def parse_application(data: bytes, filename: str, *, limits: Limits) -> ParseResult[ApplicationForm]:
+def parse_application(
+    data: bytes, filename: str, *, limits: Limits
+) -> ParseResult[ApplicationForm]:
     """Return the application read from .docx bytes and every problem in it. Never raises."""
     where = Location(file=filename, document=Document.application)
     kind, problems = vet(data, where, limits, accept=frozenset({Kind.docx}))
@@ -133,7 +136,7 @@ def parse_application(data: bytes, filename: str, *, limits: Limits) -> ParseRes
     if body is None:
         return ParseResult(None, [Problem(ProblemCode.file_damaged, where)])
     chosen, notes = _collect(blocks(body))
-    if not any(not check.blank(e.value) for e in chosen.values()):
+    if not chosen:
         return ParseResult(None, [Problem(ProblemCode.form_not_recognised, where)])
     values, problems = _validate(chosen, where)
     return ParseResult(ApplicationForm(**values, notes=tuple(notes)), problems)
@@ -142,17 +145,15 @@ def parse_application(data: bytes, filename: str, *, limits: Limits) -> ParseRes
 _Checker = Callable[[str, Location], object]
 
 
-def _validate(
-    chosen: dict[str, _Entry], where: Location
-) -> tuple[dict[str, object], list[Problem]]:
+def _validate(chosen: dict[str, _Entry], where: Location) -> tuple[dict[str, Any], list[Problem]]:
     """Return normalised values by key and the problems, applying every rule."""
     raw = {k: e.value.strip() for k, e in chosen.items() if not check.blank(e.value)}
     problems: list[Problem] = []
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
 
     def at(key: str) -> Location:
         entry = chosen.get(key)
-        label = entry.label.strip() if entry else _LABELS[key]
+        label = entry.label.strip(" *:") if entry else _LABELS[key]
         return Location(file=where.file, field=label, document=Document.application)
 
     def run(key: str, checker: _Checker) -> None:
@@ -169,8 +170,11 @@ def _validate(
         elif not spec.rule and spec.key in raw:
             too_long = spec.max_len is not None and len(raw[spec.key]) > spec.max_len
             if too_long:
-                problems.append(Problem(ProblemCode.value_too_long, at(spec.key),
-                                        params={"max": str(spec.max_len)}))
+                problems.append(
+                    Problem(
+                        ProblemCode.value_too_long, at(spec.key), params={"max": str(spec.max_len)}
+                    )
+                )
             else:
                 values[spec.key] = " ".join(raw[spec.key].split())
     inn_digits = check.digits_of(raw.get("inn", "")) or ""
@@ -193,8 +197,11 @@ def _validate(
 
 
 def _check_kpp(
-    raw: dict[str, str], inn_digits: str, where: Location,
-    values: dict[str, object], problems: list[Problem],
+    raw: dict[str, str],
+    inn_digits: str,
+    where: Location,
+    values: dict[str, Any],
+    problems: list[Problem],
 ) -> None:
     """КПП: required with a 10-digit INN, not given for a 12-digit one."""
     kpp = raw.get("kpp")

@@ -20,7 +20,7 @@ HEADER = "1CClientBankExchange"
 KNOWN_VERSIONS = ("1.02", "1.03")
 SNIFF_BYTES = 65_536
 
-# Keys are compared casefolded (banks write `ПлательщикКорСчет` and `ПлательщикКорсчет`).
+# Keys and labels are compared casefolded (banks write `ПлательщикКорСчет`, `ПлательщикКорсчет`).
 _DECLARED_ENCODINGS = {
     **dict.fromkeys(("windows", "windows-1251", "win", "cp1251", "1251"), "cp1251"),
     **dict.fromkeys(("dos", "cp866", "866", "ibm866"), "cp866"),
@@ -123,8 +123,9 @@ def _sniff_encoding(head: bytes, *, bom: bool, reader: _Reader) -> str:
     if bom:
         return "utf-8"
     for codec in ("utf-8", "cp1251", "cp866"):
+        errors = "strict" if codec == "utf-8" else "replace"  # cp1251 lacks 0x98; one is no veto
         try:
-            text = codecs.getincrementaldecoder(codec)().decode(head, final=False)
+            text = codecs.getincrementaldecoder(codec)(errors).decode(head, final=False)
         except UnicodeDecodeError:
             continue
         if any(keyword in text.casefold() for keyword in _FORMAT_KEYWORDS):
@@ -143,7 +144,7 @@ def _decode(body: bytes, encoding: str, reader: _Reader) -> str:
         return body.decode(encoding)
     except UnicodeDecodeError as exc:
         line = body.count(b"\n", 0, exc.start) + 1
-        reader.warn(line, f"bytes not valid {encoding} from here on were replaced")
+        reader.warn(line, f"bytes not valid in {encoding} replaced (the first on this line)")
         return body.decode(encoding, errors="replace")
 
 

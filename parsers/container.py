@@ -8,7 +8,6 @@ from __future__ import annotations
 import zipfile
 from enum import StrEnum
 
-
 from mailbot.parsers.limits import (
     Container,
     Limits,
@@ -33,6 +32,7 @@ class Kind(StrEnum):
 
 
 _ODS_MIME = b"application/vnd.oasis.opendocument.spreadsheet"
+_XLS_STREAMS = ("Workbook".encode("utf-16-le"), "Book".encode("utf-16-le"))  # BIFF8, BIFF5
 
 
 def _zip_kind(zf: zipfile.ZipFile) -> Kind | None:
@@ -67,7 +67,8 @@ def vet(
     if container is Container.cfb:
         if is_encrypted_office(data) or ext in {"docx", "xlsx", "docm", "xlsm"}:
             return None, [Problem(ProblemCode.file_encrypted, where)]
-        return (Kind.xls, []) if Kind.xls in accept else (None, _wrong(where, expected))
+        is_xls = any(name in data for name in _XLS_STREAMS)
+        return (Kind.xls, []) if is_xls and Kind.xls in accept else (None, _wrong(where, expected))
     if container is Container.zip:
         zf = open_zip(data)
         if zf is None:

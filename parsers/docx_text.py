@@ -14,8 +14,14 @@ from xml.etree.ElementTree import Element
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _P, _TBL, _TR, _TC = f"{_W}p", f"{_W}tbl", f"{_W}tr", f"{_W}tc"
 _WRAPPERS = {f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml", f"{_W}smartTag"}
-_TEXT = {f"{_W}t": None, f"{_W}tab": "\t", f"{_W}br": " ", f"{_W}cr": " ",
-         f"{_W}noBreakHyphen": "-", f"{_W}softHyphen": ""}
+_TEXT = {
+    f"{_W}t": None,
+    f"{_W}tab": "\t",
+    f"{_W}br": " ",
+    f"{_W}cr": " ",
+    f"{_W}noBreakHyphen": "-",
+    f"{_W}softHyphen": "",
+}
 
 
 @dataclass(frozen=True)

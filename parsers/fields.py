@@ -15,6 +15,7 @@ from stdnum.ru import inn as stdnum_inn
 
 from mailbot.parsers.problems import Location, Problem, ProblemCode
 
+_SPACES = re.compile(r"\s")
 _SEPARATORS = re.compile(r"[\s\-‐‑–—]+")
 _ASCII_DIGITS = re.compile(r"[0-9]+")
 _KPP = re.compile(r"[0-9]{4}[0-9A-Z]{2}[0-9]{3}")
@@ -22,8 +23,20 @@ _PLACEHOLDER = re.compile(r"[\s_\-–—.]*|нет|отсутствует|не �
 _MONTHS = {
     m: i + 1
     for i, m in enumerate(
-        ("января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа",
-         "сентября", "октября", "ноября", "декабря")
+        (
+            "января",
+            "февраля",
+            "марта",
+            "апреля",
+            "мая",
+            "июня",
+            "июля",
+            "августа",
+            "сентября",
+            "октября",
+            "ноября",
+            "декабря",
+        )
     )
 }
 _DOTTED = re.compile(r"(\d{1,2})[./](\d{1,2})[./](\d{4})(?:\s*(?:г\.?|года))?")
@@ -169,7 +182,7 @@ def check_count(raw: str, where: Location) -> int | Problem:
 
 def check_decimal(raw: str) -> Decimal | None:
     """Return a non-negative number written with a comma or dot, else None."""
-    text = re.sub(r"[\s\xa0]", "", raw).replace(",", ".")
+    text = _SPACES.sub("", raw).replace(",", ".")
     try:
         value = Decimal(text)
     except InvalidOperation:

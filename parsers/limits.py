@@ -23,6 +23,18 @@ MB = 1024 * 1024
 _RATIO_MIN_ENTRY = MB  # small entries compress well and harmlessly; judge ratio above 1 MB
 _CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTION_INFO = "EncryptionInfo".encode("utf-16-le")
+# What zipfile raises on damaged input; RuntimeError covers NotImplementedError (unknown
+# compression method or zip version) and «File is encrypted».
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    OSError,
+    ValueError,
+    EOFError,
+    RuntimeError,
+    KeyError,
+)
 
 
 @dataclass(frozen=True)
@@ -93,7 +105,7 @@ def open_zip(data: bytes) -> zipfile.ZipFile | None:
     """Return the bytes opened as a zip (reads only the central directory), None if damaged."""
     try:
         return zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+    except ZIP_ERRORS:
         return None
 
 
@@ -132,7 +144,7 @@ def read_entry(zf: zipfile.ZipFile, name: str) -> bytes | None:
     """Return one entry's bytes (bounded by its declared size); None if missing or damaged."""
     try:
         return zf.read(name)
-    except (KeyError, zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError):
+    except ZIP_ERRORS:
         return None
 
 

@@ -62,6 +62,7 @@ class ProblemCode(StrEnum):
     file_too_large = "file_too_large"
     file_macros = "file_macros"
     file_empty = "file_empty"
+    file_missing = "file_missing"  # one of the two forms is not attached at all
     zip_bomb = "zip_bomb"
 
 

@@ -51,37 +51,69 @@ class ColumnSpec:
 
 
 APPLICATION_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("org_name", "Полное наименование организации / ИП",
-              ("Наименование организации", "Наименование"), required=True, max_len=500),
+    FieldSpec(
+        "org_name",
+        "Полное наименование организации / ИП",
+        ("Наименование организации", "Наименование"),
+        required=True,
+        max_len=500,
+    ),
     FieldSpec("short_name", "Сокращённое наименование", (), required=False),
     FieldSpec("inn", "ИНН", (), required=True, rule="inn"),
     FieldSpec("kpp", "КПП", (), required=False, rule="kpp: required with a 10-digit INN"),
     FieldSpec("ogrn", "ОГРН", ("ОГРНИП", "ОГРН/ОГРНИП"), required=True, rule="ogrn"),
     FieldSpec("legal_address", "Юридический адрес", ("Адрес регистрации",), required=True),
-    FieldSpec("postal_address", "Почтовый адрес", ("Фактический адрес",), required=False,
-              rule="defaults to legal_address"),
-    FieldSpec("director", "Руководитель", ("ФИО руководителя", "Генеральный директор"),
-              required=True),
-    FieldSpec("director_title", "Должность руководителя", (), required=False,
-              rule="default «Генеральный директор» / «Индивидуальный предприниматель»"),
+    FieldSpec(
+        "postal_address",
+        "Почтовый адрес",
+        ("Фактический адрес",),
+        required=False,
+        rule="defaults to legal_address",
+    ),
+    FieldSpec(
+        "director", "Руководитель", ("ФИО руководителя", "Генеральный директор"), required=True
+    ),
+    FieldSpec(
+        "director_title",
+        "Должность руководителя",
+        (),
+        required=False,
+        rule="default «Генеральный директор» / «Индивидуальный предприниматель»",
+    ),
     FieldSpec("contact_name", "Контактное лицо", ("ФИО контактного лица",), required=True),
     FieldSpec("phone", "Телефон", ("Контактный телефон",), required=True, rule="phone"),
-    FieldSpec("email", "E-mail", ("Электронная почта", "Адрес электронной почты"),
-              required=True, rule="email"),
+    FieldSpec(
+        "email",
+        "E-mail",
+        ("Электронная почта", "Адрес электронной почты"),
+        required=True,
+        rule="email",
+    ),
     FieldSpec("bank_name", "Банк", ("Наименование банка",), required=True),
     FieldSpec("bik", "БИК", (), required=True, rule="bik"),
     FieldSpec("account", "Расчётный счёт", ("Р/с",), required=True, rule="account"),
-    FieldSpec("corr_account", "Корреспондентский счёт", ("К/с",), required=True,
-              rule="corr_account"),
-    FieldSpec("barcode_count", "Количество штрихкодов", ("Количество кодов",),
-              required=False, rule="count"),
+    FieldSpec(
+        "corr_account", "Корреспондентский счёт", ("К/с",), required=True, rule="corr_account"
+    ),
+    FieldSpec(
+        "barcode_count",
+        "Количество штрихкодов",
+        ("Количество кодов",),
+        required=False,
+        rule="count",
+    ),
     FieldSpec("date", "Дата", (), required=False, rule="date"),
 )
 
 PRODUCT_COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("n", "№ п/п", ("№", "N"), required=False, width=6),
-    ColumnSpec("name", "Наименование продукции", ("Наименование товара", "Наименование"),
-               required=True, width=48),
+    ColumnSpec(
+        "name",
+        "Наименование продукции",
+        ("Наименование товара", "Наименование"),
+        required=True,
+        width=48,
+    ),
     ColumnSpec("product_type", "Вид продукции", (), required=True, width=34),
     ColumnSpec("brand", "Торговая марка", ("Бренд",), required=False, width=18),
     ColumnSpec("net_quantity", "Масса/объём нетто", ("Вес", "Объём"), required=False, width=12),

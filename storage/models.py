@@ -4,7 +4,6 @@ Every change of state is also appended to `Event`. Money is Numeric(14, 2) → D
 Timestamps are aware UTC datetimes (SQLModel's UTCDateTime).
 """
 
-
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -47,6 +46,7 @@ class InboundMessage(SQLModel, table=True):
     application_id: int | None = Field(default=None, index=True)  # no FK: breaks a cycle
     processed_at: datetime | None = None
     lease_until: datetime | None = None
+    lease_owner: str = Field(default="", max_length=100)  # host:pid of the worker
 
 
 class Client(SQLModel, table=True):
@@ -157,7 +157,9 @@ class Invoice(SQLModel, table=True):
     vat_mode: str = Field(max_length=5)
     vat_amount: Decimal = _money()
     from_balance: Decimal = _money()
-    lines: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    lines: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
     buyer: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: str = Field(default=InvoiceStatus.issued, index=True, max_length=12)
     paid_at: datetime | None = None
@@ -232,6 +234,7 @@ class OutboxMessage(SQLModel, table=True):
     created_at: datetime
     sent_at: datetime | None = None
     lease_until: datetime | None = None
+    lease_owner: str = Field(default="", max_length=100)  # host:pid of the worker
 
 
 class SupportTicket(SQLModel, table=True):

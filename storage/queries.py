@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +24,7 @@ from mailbot.storage.models import (
 )
 
 
-def record_event(  # noqa: PLR0913 - an event row has this many facts
+def record_event(
     session: Session,
     *,
     entity: str,
@@ -120,6 +122,42 @@ def inbound_by_key(session: Session, key: str) -> InboundMessage | None:
     return session.exec(select(InboundMessage).where(InboundMessage.key == key)).first()
 
 
+def worker_id() -> str:
+    """This process, as written into the leases it takes."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def release_dead_leases(session: Session) -> int:
+    """Free leases held by processes of this host that no longer exist (after a crash).
+
+    Leases of other hosts are left to expire: we cannot see their processes.
+    """
+    mine = f"{socket.gethostname()}:"
+    held: list[InboundMessage | OutboxMessage] = [
+        *session.exec(
+            select(InboundMessage).where(col(InboundMessage.lease_owner).startswith(mine))
+        ),
+        *session.exec(select(OutboxMessage).where(col(OutboxMessage.lease_owner).startswith(mine))),
+    ]
+    freed = 0
+    for row in held:
+        if not _alive(int(row.lease_owner.rsplit(":", 1)[1])):
+            row.lease_until, row.lease_owner = None, ""
+            session.add(row)
+            freed += 1
+    return freed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def claim_inbound(
     session: Session, *, now: datetime, lease: timedelta, max_attempts: int, limit: int = 1
 ) -> list[InboundMessage]:
@@ -128,9 +166,9 @@ def claim_inbound(
         select(InboundMessage)
         .where(
             or_(
-                InboundMessage.status == InboundStatus.archived,
-                (InboundMessage.status == InboundStatus.failed)
-                & (InboundMessage.attempts < max_attempts),
+                col(InboundMessage.status) == InboundStatus.archived,
+                (col(InboundMessage.status) == InboundStatus.failed)
+                & (col(InboundMessage.attempts) < max_attempts),
             ),
             or_(col(InboundMessage.lease_until).is_(None), col(InboundMessage.lease_until) < now),
         )
@@ -140,7 +178,7 @@ def claim_inbound(
     )
     rows = list(session.exec(stmt))
     for row in rows:
-        row.lease_until = now + lease
+        row.lease_until, row.lease_owner = now + lease, worker_id()
         session.add(row)
     return rows
 
@@ -162,7 +200,7 @@ def claim_outbox(
     )
     rows = list(session.exec(stmt))
     for row in rows:
-        row.lease_until = now + lease
+        row.lease_until, row.lease_owner = now + lease, worker_id()
         session.add(row)
     return rows
 
@@ -182,6 +220,8 @@ def replies_since(session: Session, address: str, since: datetime) -> int:
 def invoices_of(session: Session, application_id: int) -> list[Invoice]:
     return list(
         session.exec(
-            select(Invoice).where(Invoice.application_id == application_id).order_by(col(Invoice.id))
+            select(Invoice)
+            .where(Invoice.application_id == application_id)
+            .order_by(col(Invoice.id))
         )
     )

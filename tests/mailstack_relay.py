@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import smtplib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -29,8 +31,10 @@ class Relay:
             catchall,
             password,
         )
+        self.conn: smtplib.LMTP | None = None
+        self.worker = ThreadPoolExecutor(1)  # owns `conn`: one delivery at a time
 
-    async def handle_RCPT(  # noqa: N802 - aiosmtpd finds hooks by this name
+    async def handle_RCPT(  # aiosmtpd finds hooks by this name
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
         addr = address.lower()
@@ -42,32 +46,56 @@ class Relay:
         envelope.rcpt_tos.append(addr)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         data = envelope.original_content
         if getattr(envelope, "original", None):
             data = b"X-Original-To: " + ", ".join(envelope.original).encode() + b"\r\n" + data
         sender = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
         rcpts = list(dict.fromkeys(envelope.rcpt_tos))
-        return await asyncio.to_thread(self.deliver, sender, rcpts, data)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.worker, self.deliver, sender, rcpts, data)
+
+    def _lmtp(self) -> smtplib.LMTP:
+        if self.conn is None:
+            self.conn = smtplib.LMTP("127.0.0.1", self.lmtp_port, timeout=30)
+        return self.conn
 
     def deliver(self, sender: str, rcpts: list[str], data: bytes) -> str:
-        """Return the SMTP reply for DATA after one LMTP transaction per recipient."""
+        """Return the SMTP reply for DATA after one LMTP transaction per recipient.
+
+        Runs on the relay's single worker thread, which keeps one LMTP connection open.
+        """
         failed: list[str] = []
         try:
-            with smtplib.LMTP("127.0.0.1", self.lmtp_port, timeout=30) as lmtp:
-                for rcpt in rcpts:
-                    try:
-                        lmtp.sendmail(sender, [rcpt], data)
-                    except smtplib.SMTPRecipientsRefused as exc:
-                        code, text = next(iter(exc.recipients.values()))
-                        failed.append(f"{code} {text.decode(errors='replace')}")
-                    except smtplib.SMTPDataError as exc:
-                        failed.append(f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace')}")
+            for rcpt in rcpts:
+                try:
+                    self._send(sender, rcpt, data)
+                except smtplib.SMTPRecipientsRefused as exc:
+                    code, reply = next(iter(exc.recipients.values()))
+                    failed.append(f"{code} {reply.decode(errors='replace')}")
+                except smtplib.SMTPDataError as exc:
+                    err = exc.smtp_error
+                    why = err.decode(errors="replace") if isinstance(err, bytes) else str(err)
+                    failed.append(f"{exc.smtp_code} {why}")
         except (OSError, smtplib.SMTPException) as exc:
+            self.close()
             return f"451 4.4.1 local delivery unavailable: {exc}"
         if failed and len(failed) == len(rcpts):
             return failed[0].splitlines()[0]
         return "250 2.0.0 OK delivered"
+
+    def _send(self, sender: str, rcpt: str, data: bytes) -> None:
+        try:
+            self._lmtp().sendmail(sender, [rcpt], data)
+        except smtplib.SMTPServerDisconnected:  # Dovecot restarted or timed the link out
+            self.close()
+            self._lmtp().sendmail(sender, [rcpt], data)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                self.conn.close()
+        self.conn = None
 
     def authenticate(self, *args: Any) -> AuthResult:
         data = args[-1]

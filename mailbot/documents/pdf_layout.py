@@ -35,7 +35,6 @@ class Styles:
     bold_body: ParagraphStyle
     right: ParagraphStyle
     title: ParagraphStyle
-    cell: ParagraphStyle
 
 
 def styles() -> Styles:
@@ -50,7 +49,6 @@ def styles() -> Styles:
         bold_body=ParagraphStyle("bold_body", parent=body, fontName=bold),
         right=ParagraphStyle("right", parent=body, alignment=TA_RIGHT),
         title=ParagraphStyle("title", parent=body, fontName=bold, fontSize=14, leading=18),
-        cell=ParagraphStyle("cell", parent=body, fontSize=8.5, leading=10),
     )
 
 
@@ -78,14 +76,17 @@ class QrFlowable(Flowable):  # type: ignore[misc]
 
     def draw(self) -> None:
         """Draw the symbol at the flowable's origin."""
-        rows = [bytes(row).translate(_DARK_TO_BLACK) for row in self.code.matrix_iter(border=4)]
-        image = Image.frombytes("L", (len(rows[0]), len(rows)), b"".join(rows))
+        border = 4
+        side = len(self.code.matrix) + 2 * border
+        quiet_row, quiet_side = b"\xff" * side, b"\xff" * border
+        rows = [quiet_side + bytes(row).translate(_DARK_TO_BLACK) + quiet_side
+                for row in self.code.matrix]  # fmt: skip
+        pixels = quiet_row * border + b"".join(rows) + quiet_row * border
+        image = Image.frombytes("L", (side, side), pixels)
         self.canv.drawImage(ImageReader(image.convert("1")), 0, 0, self.size, self.size)
 
 
-def build_pdf(
-    story: list[Flowable], *, title: str, author: str, footer: str, font: str
-) -> bytes:
+def build_pdf(story: list[Flowable], *, title: str, author: str, footer: str, font: str) -> bytes:
     """Return the PDF of `story` on A4 with `footer` and the page number on every page."""
     buffer = io.BytesIO()
     doc = BaseDocTemplate(

@@ -52,9 +52,7 @@ def payment_qr_payload(doc: InvoiceDoc) -> str:
 
 def qr_code(payload: str) -> segno.QRCode:
     """Return the QR symbol: error level M, UTF-8 bytes, fixed mask (no mask scoring)."""
-    return segno.make_qr(
-        payload, error=QR_ERROR, mask=QR_MASK, boost_error=False, encoding="utf-8"
-    )
+    return segno.make_qr(payload, error=QR_ERROR, mask=QR_MASK, boost_error=False, encoding="utf-8")
 
 
 def qr_png(payload: str, *, scale: int = 4, border: int = 4) -> bytes:

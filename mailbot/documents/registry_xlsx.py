@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -50,25 +50,24 @@ def _header_cells(ws: WriteOnlyWorksheet) -> list[object]:
     return cells
 
 
-def render_registry(
-    application_number: str, issued_on: date, codes: Sequence[IssuedCode]
-) -> bytes:
+def render_registry(application_number: str, issued_on: date, codes: Sequence[IssuedCode]) -> bytes:
     """Return the registry workbook as xlsx bytes: title row, header row, one row per code."""
+    for code in codes:  # before the workbook opens: a half-written stream leaks its generator
+        validate_ean13(code.ean)
     workbook = Workbook(write_only=True)
-    workbook.properties.created = datetime(issued_on.year, issued_on.month, issued_on.day)  # noqa: DTZ001
-    workbook.properties.modified = workbook.properties.created
+    workbook.properties.created = datetime.combine(issued_on, time())  # openpyxl stamps modified
     ws = workbook.create_sheet(SHEET_TITLE)
     for index, width in enumerate(WIDTHS):
         ws.column_dimensions[chr(ord("A") + index)].width = width
     ws.freeze_panes = "C3"
     ws.append(_title_cells(ws, application_number, issued_on))
     ws.append(_header_cells(ws))
-    ean_cell = WriteOnlyCell(ws)
+    ean_cell = WriteOnlyCell(ws)  # one styled cell reused: write_only writes rows as appended
     ean_cell.number_format = "@"
     date_cell = WriteOnlyCell(ws, value=issued_on)
     date_cell.number_format = "DD.MM.YYYY"
     for number, code in enumerate(codes, start=1):
-        ean_cell.value = validate_ean13(code.ean)
+        ean_cell.value = code.ean
         ws.append(
             [number, ean_cell, code.name, code.product_type, code.brand,
              code.net_quantity, date_cell]

@@ -1,4 +1,4 @@
-"""New applications, orders and corrections: parse, validate, then a problems reply or an invoice."""
+"""New applications, orders and corrections: validate, then a problems reply or an invoice."""
 
 from __future__ import annotations
 
@@ -48,8 +48,9 @@ def pick(msg: ParsedMessage) -> tuple[Attachment | None, Attachment | None, list
     return form, products, others
 
 
-def new_application(session: Session, rt: Runtime, inbound: InboundMessage,
-                    msg: ParsedMessage) -> str:
+def new_application(
+    session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage
+) -> str:
     """Open an application numbered EAN-YYYY-NNNNNN and evaluate its files."""
     now = rt.clock()
     seq = next_number(session, "application", now.year)
@@ -71,21 +72,30 @@ def new_application(session: Session, rt: Runtime, inbound: InboundMessage,
     return evaluate(session, rt, app, inbound, msg)
 
 
-def correction(session: Session, rt: Runtime, app: Application, inbound: InboundMessage,
-               msg: ParsedMessage) -> str:
+def correction(
+    session: Session, rt: Runtime, app: Application, inbound: InboundMessage, msg: ParsedMessage
+) -> str:
     """Corrected files in the thread of an application that needs fixing."""
     form, products, _ = pick(msg)
     if form:
         app.form_inbound_id = inbound.id
     if products:
         app.products_inbound_id = inbound.id
-    must(transition(session, app, "correction_received", now=rt.clock(),
-                    correlation_id=inbound.correlation_id))
+    must(
+        transition(
+            session,
+            app,
+            "correction_received",
+            now=rt.clock(),
+            correlation_id=inbound.correlation_id,
+        )
+    )
     return evaluate(session, rt, app, inbound, msg)
 
 
-def _attachment_from(rt: Runtime, session: Session, inbound_id: int | None,
-                     want: str) -> Attachment | None:
+def _attachment_from(
+    rt: Runtime, session: Session, inbound_id: int | None, want: str
+) -> Attachment | None:
     if inbound_id is None:
         return None
     source = session.get(InboundMessage, inbound_id)
@@ -98,8 +108,9 @@ def _missing(document: Document, label: str) -> Problem:
     return Problem(ProblemCode.file_missing, Location(file=label, document=document))
 
 
-def read_files(session: Session, rt: Runtime, app: Application,
-               msg: ParsedMessage) -> tuple[ApplicationForm | None, list[ParsedRow], list[Problem]]:
+def read_files(
+    session: Session, rt: Runtime, app: Application, msg: ParsedMessage
+) -> tuple[ApplicationForm | None, list[ParsedRow], list[Problem]]:
     """Parse the latest application and product list of this application thread."""
     problems: list[Problem] = []
     form_att = _attachment_from(rt, session, app.form_inbound_id, "form")
@@ -107,8 +118,9 @@ def read_files(session: Session, rt: Runtime, app: Application,
     form: ApplicationForm | None = None
     rows: list[ParsedRow] = []
     for att in pick(msg)[2]:
-        problems.append(Problem(ProblemCode.file_wrong_format, Location(file=att.filename),
-                                value=att.filename))
+        problems.append(
+            Problem(ProblemCode.file_wrong_format, Location(file=att.filename), value=att.filename)
+        )
     if form_att is None:
         problems.append(_missing(Document.application, "Заявление о регистрации (.docx)"))
     else:
@@ -117,8 +129,9 @@ def read_files(session: Session, rt: Runtime, app: Application,
     if prod_att is None:
         problems.append(_missing(Document.products, "Перечень продукции (.xlsx)"))
     else:
-        result = parse_products(prod_att.data, prod_att.filename, limits=rt.parse_limits,
-                                product_types=rt.product_types)
+        result = parse_products(
+            prod_att.data, prod_att.filename, limits=rt.parse_limits, product_types=rt.product_types
+        )
         rows, problems = list(result.value or []), problems + result.problems
     if form is not None and rows and form_att and prod_att:
         problems += check_pair(form, rows, form_att.filename, prod_att.filename)
@@ -153,8 +166,9 @@ def _store_rows(session: Session, app_id: int, rows: list[ParsedRow]) -> None:
     )
 
 
-def evaluate(session: Session, rt: Runtime, app: Application, inbound: InboundMessage,
-             msg: ParsedMessage) -> str:
+def evaluate(
+    session: Session, rt: Runtime, app: Application, inbound: InboundMessage, msg: ParsedMessage
+) -> str:
     """Validate the application's files: problems reply (needs_fix) or invoice (invoiced)."""
     assert app.id is not None  # noqa: S101
     now = rt.clock()
@@ -162,33 +176,78 @@ def evaluate(session: Session, rt: Runtime, app: Application, inbound: InboundMe
     cid = inbound.correlation_id
     if problems or form is None:
         app.problems = [_problem_dict(p) for p in problems]
-        must(transition(session, app, "form_invalid", now=now, correlation_id=cid,
-                        data={"problems": len(problems)}))
-        text_ctx = {"app": app, "problems_text": render_problems(problems, rt.env),
-                    "count": count_phrase(len(problems)), "service": rt.settings.service}
+        must(
+            transition(
+                session,
+                app,
+                "form_invalid",
+                now=now,
+                correlation_id=cid,
+                data={"problems": len(problems)},
+            )
+        )
+        text_ctx = {
+            "app": app,
+            "problems_text": render_problems(problems, rt.env),
+            "count": count_phrase(len(problems)),
+            "service": rt.settings.service,
+        }
         body = render_body(rt.env, "problems", text_ctx)
         _reply(session, rt, app, inbound, msg, kind="problems", body=body)
         return "needs_fix"
     app.form, app.problems = _form_dict(form), []
     _store_rows(session, app.id, rows)
-    must(transition(session, app, "form_valid", now=now, correlation_id=cid,
-                    data={"rows": len(rows)}))
+    must(
+        transition(
+            session, app, "form_valid", now=now, correlation_id=cid, data={"rows": len(rows)}
+        )
+    )
     client = client_by_requisites(session, form.inn or "", form.kpp or "")
     if client is not None and client.login:
         app.kind, app.client_id = "order", client.id
-    invoice = create_invoice(session, app, count=len(rows), new_client=app.kind != "order",
-                             settings=rt.settings, now=now, correlation_id=cid)
-    must(transition(session, app, "invoice_issued", now=now, correlation_id=cid,
-                    data={"invoice": invoice.number}))
+    invoice = create_invoice(
+        session,
+        app,
+        count=len(rows),
+        new_client=app.kind != "order",
+        settings=rt.settings,
+        now=now,
+        correlation_id=cid,
+    )
+    must(
+        transition(
+            session,
+            app,
+            "invoice_issued",
+            now=now,
+            correlation_id=cid,
+            data={"invoice": invoice.number},
+        )
+    )
     doc = invoice_doc(invoice, app, rt.settings)
     pdf = render_invoice_pdf(doc)
-    ctx = {"app": app, "invoice": invoice, "doc": doc, "rows": rows, "form": form,
-           "service": rt.settings.service}
+    ctx = {
+        "app": app,
+        "invoice": invoice,
+        "doc": doc,
+        "rows": rows,
+        "form": form,
+        "service": rt.settings.service,
+    }
     body = render_body(rt.env, "invoice", ctx)
     attachment = FileAttachment(f"Счёт {invoice.number}.pdf", "application/pdf", pdf)
     extra = [form.email] if form.email else []
-    _reply(session, rt, app, inbound, msg, kind="invoice", body=body,
-           attachments=(attachment,), also=extra)
+    _reply(
+        session,
+        rt,
+        app,
+        inbound,
+        msg,
+        kind="invoice",
+        body=body,
+        attachments=(attachment,),
+        also=extra,
+    )
     return "invoiced"
 
 
@@ -197,7 +256,7 @@ def _problem_dict(p: Problem) -> dict[str, Any]:
     return {"code": str(p.code), "location": loc, "value": p.value, "params": dict(p.params)}
 
 
-def _reply(  # noqa: PLR0913
+def _reply(
     session: Session,
     rt: Runtime,
     app: Application,
@@ -219,7 +278,15 @@ def _reply(  # noqa: PLR0913
         in_reply_to=msg.message_id,
         references=msg.references,
     )
-    enqueue(session, mail, dedupe_key=f"application:{app.id}:{kind}:{inbound.id}", kind=kind,
-            sender=rt.sender, now=rt.clock(), application_id=app.id, inbound_id=inbound.id,
-            correlation_id=inbound.correlation_id,
-            rate_limit=rt.settings.limits.replies_per_sender_per_hour)
+    enqueue(
+        session,
+        mail,
+        dedupe_key=f"application:{app.id}:{kind}:{inbound.id}",
+        kind=kind,
+        sender=rt.sender,
+        now=rt.clock(),
+        application_id=app.id,
+        inbound_id=inbound.id,
+        correlation_id=inbound.correlation_id,
+        rate_limit=rt.settings.limits.replies_per_sender_per_hour,
+    )

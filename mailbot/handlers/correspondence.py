@@ -50,9 +50,15 @@ def bounce(session: Session, rt: Runtime, inbound: InboundMessage, raw: bytes) -
         row.status = OutboxStatus.bounced
         session.add(row)
         assert row.id is not None  # noqa: S101
-        record_event(session, entity="outbox", entity_id=row.id, event="mail_bounced",
-                     at=rt.clock(), to_state=OutboxStatus.bounced,
-                     correlation_id=inbound.correlation_id)
+        record_event(
+            session,
+            entity="outbox",
+            entity_id=row.id,
+            event="mail_bounced",
+            at=rt.clock(),
+            to_state=OutboxStatus.bounced,
+            correlation_id=inbound.correlation_id,
+        )
         marked += 1
     return f"bounced {marked}"
 
@@ -66,89 +72,176 @@ def _apps_for(session: Session, client: Client | None, sender: str) -> list[Appl
     return list(session.exec(query))
 
 
-def status_reply(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage,
-                 client: Client | None) -> str:
+def status_reply(
+    session: Session,
+    rt: Runtime,
+    inbound: InboundMessage,
+    msg: ParsedMessage,
+    client: Client | None,
+) -> str:
     """List the sender's applications; answered only to a registered or applying address."""
     sender = msg.from_addr
     items = []
     for app in _apps_for(session, client, sender):
-        invoice = session.exec(select(Invoice).where(Invoice.application_id == app.id)
-                               .order_by(col(Invoice.id).desc())).first()
+        invoice = session.exec(
+            select(Invoice).where(Invoice.application_id == app.id).order_by(col(Invoice.id).desc())
+        ).first()
         codes = len(session.exec(select(Barcode.id).where(Barcode.application_id == app.id)).all())
-        due = invoice.total - invoice.from_balance if invoice and invoice.status == "issued" else None
-        items.append({"number": app.number, "created_at": app.created_at, "invoice": invoice,
-                      "state_text": STATE_TEXT.get(app.state, app.state), "codes": codes,
-                      "due": due})
+        due = (
+            invoice.total - invoice.from_balance if invoice and invoice.status == "issued" else None
+        )
+        items.append(
+            {
+                "number": app.number,
+                "created_at": app.created_at,
+                "invoice": invoice,
+                "state_text": STATE_TEXT.get(app.state, app.state),
+                "codes": codes,
+                "due": due,
+            }
+        )
     body = render_body(rt.env, "status", {"apps": items, "service": rt.settings.service})
     tag = msg.application_tag or ""
-    mail = Mail(to=(sender,), subject=reply_subject(msg.subject or "Статус заявок", tag),
-                text=body, in_reply_to=msg.message_id, references=msg.references)
-    enqueue(session, mail, dedupe_key=f"inbound:{inbound.id}:status", kind="status",
-            sender=rt.sender, now=rt.clock(), inbound_id=inbound.id,
-            correlation_id=inbound.correlation_id,
-            rate_limit=rt.settings.limits.replies_per_sender_per_hour)
+    mail = Mail(
+        to=(sender,),
+        subject=reply_subject(msg.subject or "Статус заявок", tag),
+        text=body,
+        in_reply_to=msg.message_id,
+        references=msg.references,
+    )
+    enqueue(
+        session,
+        mail,
+        dedupe_key=f"inbound:{inbound.id}:status",
+        kind="status",
+        sender=rt.sender,
+        now=rt.clock(),
+        inbound_id=inbound.id,
+        correlation_id=inbound.correlation_id,
+        rate_limit=rt.settings.limits.replies_per_sender_per_hour,
+    )
     return f"status of {len(items)}"
 
 
-def support_ticket(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage,
-                   client: Client) -> str:
+def support_ticket(
+    session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage, client: Client
+) -> str:
     """Open «Обращение №N» and acknowledge it in the thread."""
     now = rt.clock()
     seq = next_number(session, "ticket", now.year)
-    ticket = SupportTicket(number=f"{now.year}-{seq:05d}", client_id=client.id,
-                           sender=msg.from_addr, subject=msg.subject,
-                           root_message_id=msg.message_id, created_at=now)
+    ticket = SupportTicket(
+        number=f"{now.year}-{seq:05d}",
+        client_id=client.id,
+        sender=msg.from_addr,
+        subject=msg.subject,
+        root_message_id=msg.message_id,
+        created_at=now,
+    )
     session.add(ticket)
     session.flush()
     assert ticket.id is not None  # noqa: S101
-    record_event(session, entity="ticket", entity_id=ticket.id, event="ticket_opened", at=now,
-                 to_state="open", correlation_id=inbound.correlation_id)
+    record_event(
+        session,
+        entity="ticket",
+        entity_id=ticket.id,
+        event="ticket_opened",
+        at=now,
+        to_state="open",
+        correlation_id=inbound.correlation_id,
+    )
     body = render_body(rt.env, "ticket_ack", {"ticket": ticket, "service": rt.settings.service})
     subject = f"Re: {msg.subject or 'Обращение'} [Обращение №{ticket.number}]"
-    mail = Mail(to=(reply_to(msg),), subject=subject, text=body, in_reply_to=msg.message_id,
-                references=msg.references)
-    enqueue(session, mail, dedupe_key=f"inbound:{inbound.id}:ticket", kind="ticket_ack",
-            sender=rt.sender, now=now, inbound_id=inbound.id,
-            correlation_id=inbound.correlation_id,
-            rate_limit=rt.settings.limits.replies_per_sender_per_hour)
+    mail = Mail(
+        to=(reply_to(msg),),
+        subject=subject,
+        text=body,
+        in_reply_to=msg.message_id,
+        references=msg.references,
+    )
+    enqueue(
+        session,
+        mail,
+        dedupe_key=f"inbound:{inbound.id}:ticket",
+        kind="ticket_ack",
+        sender=rt.sender,
+        now=now,
+        inbound_id=inbound.id,
+        correlation_id=inbound.correlation_id,
+        rate_limit=rt.settings.limits.replies_per_sender_per_hour,
+    )
     return f"ticket {ticket.number}"
 
 
-def instructions(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage,
-                 forms: tuple[FileAttachment, ...]) -> str:
+def instructions(
+    session: Session,
+    rt: Runtime,
+    inbound: InboundMessage,
+    msg: ParsedMessage,
+    forms: tuple[FileAttachment, ...],
+) -> str:
     """One reply with instructions and blank forms, at most once per sender per day."""
     now = rt.clock()
     sender = reply_to(msg)
     recent = session.exec(
         select(OutboxMessage.recipients).where(
-            OutboxMessage.kind == "instructions", OutboxMessage.created_at >= now - timedelta(days=1)
+            OutboxMessage.kind == "instructions",
+            OutboxMessage.created_at >= now - timedelta(days=1),
         )
     )
     if any(sender in r for r in recent):
         return "instructions already sent today"
     body = render_body(rt.env, "instructions", {"service": rt.settings.service})
-    mail = Mail(to=(sender,), subject=reply_subject(msg.subject or "Регистрация штрихкодов", ""),
-                text=body, attachments=forms, in_reply_to=msg.message_id,
-                references=msg.references)
-    enqueue(session, mail, dedupe_key=f"inbound:{inbound.id}:instructions", kind="instructions",
-            sender=rt.sender, now=now, inbound_id=inbound.id,
-            correlation_id=inbound.correlation_id,
-            rate_limit=rt.settings.limits.replies_per_sender_per_hour)
+    mail = Mail(
+        to=(sender,),
+        subject=reply_subject(msg.subject or "Регистрация штрихкодов", ""),
+        text=body,
+        attachments=forms,
+        in_reply_to=msg.message_id,
+        references=msg.references,
+    )
+    enqueue(
+        session,
+        mail,
+        dedupe_key=f"inbound:{inbound.id}:instructions",
+        kind="instructions",
+        sender=rt.sender,
+        now=now,
+        inbound_id=inbound.id,
+        correlation_id=inbound.correlation_id,
+        rate_limit=rt.settings.limits.replies_per_sender_per_hour,
+    )
     return "instructions"
 
 
 def oversized(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage) -> str:
     """Refuse a message over the size limit politely; its body was never read."""
     mb = 1_000_000
-    body = render_body(rt.env, "oversized", {
-        "subject": msg.subject, "size_mb": f"{inbound.size / mb:.1f}",
-        "limit_mb": f"{rt.settings.limits.max_message_bytes / mb:.0f}",
-        "service": rt.settings.service,
-    })
-    mail = Mail(to=(reply_to(msg),), subject=reply_subject(msg.subject, msg.application_tag or ""),
-                text=body, in_reply_to=msg.message_id, references=msg.references)
-    enqueue(session, mail, dedupe_key=f"inbound:{inbound.id}:oversized", kind="oversized",
-            sender=rt.sender, now=rt.clock(), inbound_id=inbound.id,
-            correlation_id=inbound.correlation_id,
-            rate_limit=rt.settings.limits.replies_per_sender_per_hour)
+    body = render_body(
+        rt.env,
+        "oversized",
+        {
+            "subject": msg.subject,
+            "size_mb": f"{inbound.size / mb:.1f}",
+            "limit_mb": f"{rt.settings.limits.max_message_bytes / mb:.0f}",
+            "service": rt.settings.service,
+        },
+    )
+    mail = Mail(
+        to=(reply_to(msg),),
+        subject=reply_subject(msg.subject, msg.application_tag or ""),
+        text=body,
+        in_reply_to=msg.message_id,
+        references=msg.references,
+    )
+    enqueue(
+        session,
+        mail,
+        dedupe_key=f"inbound:{inbound.id}:oversized",
+        kind="oversized",
+        sender=rt.sender,
+        now=rt.clock(),
+        inbound_id=inbound.id,
+        correlation_id=inbound.correlation_id,
+        rate_limit=rt.settings.limits.replies_per_sender_per_hour,
+    )
     return "refused: too large"

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 16:02:53.245963
+Create Date: 2026-11-25 16:12:44.657256
 """
 
 from collections.abc import Sequence
@@ -93,6 +93,7 @@ def upgrade() -> None:
     sa.Column('application_id', sa.Integer(), nullable=True),
     sa.Column('processed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('lease_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('lease_owner', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('key')
     )
@@ -197,6 +198,7 @@ def upgrade() -> None:
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('sent_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('lease_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('lease_owner', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.ForeignKeyConstraint(['application_id'], ['application.id'], ),
     sa.ForeignKeyConstraint(['inbound_id'], ['inboundmessage.id'], ),
     sa.PrimaryKeyConstraint('id'),

@@ -8,13 +8,13 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+
 from mailbot.parsers.bank_statement_1c import (
     Statement,
     StatementDocument,
     find_invoice_numbers,
     parse_statement,
 )
-
 from tests.fixtures.statements import (
     CLIENT_ACCOUNT,
     CLIENT_INN,
@@ -447,3 +447,11 @@ def test_ten_thousand_documents_are_all_read_with_distinct_fingerprints() -> Non
     assert len(statement.documents) == 10_000
     assert len({d.fingerprint for d in statement.documents}) == 10_000
     assert statement.warnings == ()
+
+
+def test_byte_undefined_in_cp1251_is_replaced_and_warned_not_fatal() -> None:
+    data = statement_bytes([incoming(purpose="Оплата сч. 2026-00123 ~")])
+    statement = parse(data.replace(b"~", b"\x98"))
+    assert statement.encoding == "cp1251"
+    assert only(statement).purpose == "Оплата сч. 2026-00123 \ufffd"
+    assert messages(statement) == ["bytes not valid in cp1251 replaced (the first on this line)"]

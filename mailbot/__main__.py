@@ -1,0 +1,5 @@
+"""`python -m mailbot` = the `mailbot` command."""
+
+from mailbot.cli import main
+
+main()

@@ -1,0 +1,50 @@
+"""Running the real `mailbot` command as a subprocess and reading what it mailed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+
+
+def mailbot(
+    workdir: Path, *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m mailbot ARGS` in `workdir`; fail with its output when it fails."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mailbot", *args],
+        cwd=workdir,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"mailbot {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def outbox_mails(workdir: Path) -> list[EmailMessage]:
+    """Every mail delivered to the embedded outbox Maildir, oldest first."""
+    new = workdir / "var/mail/outbox/new"
+    files = sorted(new.iterdir(), key=lambda p: p.stat().st_mtime_ns) if new.exists() else []
+    parser = BytesParser(policy=policy.default)
+    return [parser.parsebytes(f.read_bytes()) for f in files]  # type: ignore[misc]
+
+
+def attachments(mail: EmailMessage) -> dict[str, bytes]:
+    return {str(a.get_filename()): a.get_content() for a in mail.iter_attachments()}
+
+
+def body(mail: EmailMessage) -> str:
+    part = mail.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())
