@@ -11,8 +11,8 @@ import signal
 
 STEPS = (
     "after_archive",  # raw bytes + inbound row committed, message still in the mailbox
-    "after_acknowledge",  # message moved out of the mailbox, not processed yet
     "after_process",  # replies/invoice committed to the outbox, nothing sent
+    "after_acknowledge",  # message moved out of the mailbox, row not yet marked
     "after_deliver",  # mail handed to the transport, not yet marked sent
     "after_payment",  # payment committed, codes not issued yet
     "after_issue",  # codes + credentials + deliverables mail committed, not sent

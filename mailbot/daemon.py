@@ -15,7 +15,7 @@ from mailbot.intake.maildir import MaildirIntake
 from mailbot.issuance import issue_paid, retry_waiting
 from mailbot.maildir_outbox import MaildirTransport
 from mailbot.outbox import send_due
-from mailbot.pipeline import PassReport, process_pending, take_in
+from mailbot.pipeline import PassReport, process_pending, release_done, take_in
 from mailbot.pool import sync_prefixes
 from mailbot.runtime import Runtime
 from mailbot.smtp import SmtpSettings, SmtpTransport
@@ -81,6 +81,7 @@ def run_pass(rt: Runtime, intake: Intake, transport: Transport) -> PassReport:
     """One pass over everything waiting: intake, processing, issuance, sending."""
     received = take_in(rt, intake)
     processed = process_pending(rt)
+    release_done(rt, intake)
     issued = issue_paid(rt)
     report = send_due(
         rt.engine,

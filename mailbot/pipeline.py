@@ -1,9 +1,11 @@
 """The steps of one pass: take in → process → issue → send. Each hands over stored rows.
 
-take_in:  raw bytes archived (fsync) + inbound row committed, THEN acknowledged in the
-          mailbox. A crash before the ack re-reads the message and finds it archived.
+take_in:  raw bytes archived (fsync) + inbound row committed; the message stays in the
+          mailbox. A crash here re-reads it and finds it archived (by intake key).
 process:  one transaction per inbound message: classification, records, state changes and
           outbox rows commit together, or not at all (then the message is retried).
+release:  processed messages are moved to the processed folder, messages that failed
+          limits.max_attempts times to the quarantine folder; then the row says so.
 issue:    one transaction per paid application: codes, client, deliverables mail.
 send:     one commit per delivered mail (outbox.send_due).
 """
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailbot import forms
 from mailbot.archive import read_raw, store_raw
@@ -26,6 +28,7 @@ from mailbot.crashpoints import crash_point
 from mailbot.handlers import applications, correspondence
 from mailbot.intake.base import Intake, OversizedMessage, RawMessage
 from mailbot.message import ParsedMessage, parse_message
+from mailbot.outbox import backoff
 from mailbot.render import FileAttachment
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
@@ -56,15 +59,45 @@ class PassReport:
 
 
 def take_in(rt: Runtime, intake: Intake) -> int:
-    """Archive and record every new message, then acknowledge it; returns how many."""
+    """Archive and record every message in the mailbox not archived yet; returns how many."""
     count = 0
     for item in intake.fetch_new():
+        with transaction(rt.engine) as session:
+            if inbound_by_key(session, item.key) is not None:
+                continue
         archive_one(rt, item)
         crash_point("after_archive")
-        intake.acknowledge(item.key)
-        crash_point("after_acknowledge")
         count += 1
     return count
+
+
+DONE = (InboundStatus.processed, InboundStatus.duplicate, InboundStatus.quarantined)
+
+
+def release_done(rt: Runtime, intake: Intake) -> int:
+    """Move handled messages out of the mailbox: processed folder, or quarantine with reason."""
+    with transaction(rt.engine) as session:
+        rows = list(
+            session.exec(
+                select(InboundMessage)
+                .where(
+                    col(InboundMessage.acknowledged).is_(False),
+                    col(InboundMessage.status).in_(DONE),
+                )
+                .order_by(col(InboundMessage.id))
+            )
+        )
+    for row in rows:
+        quarantine = row.status == InboundStatus.quarantined
+        reason = row.last_error.strip().splitlines()[-1] if quarantine and row.last_error else ""
+        intake.acknowledge(row.key, quarantine=quarantine, reason=reason)
+        with transaction(rt.engine) as session:
+            fresh = session.get(InboundMessage, row.id)
+            assert fresh is not None  # noqa: S101
+            fresh.acknowledged = True
+            session.add(fresh)
+        crash_point("after_acknowledge")
+    return len(rows)
 
 
 def archive_one(rt: Runtime, item: RawMessage | OversizedMessage) -> InboundMessage:
@@ -157,7 +190,8 @@ def _park(rt: Runtime, inbound: InboundMessage, exc: Exception) -> None:
         assert row is not None  # noqa: S101
         row.attempts += 1
         row.last_error = "".join(traceback.format_exception(exc))[-4000:]
-        row.lease_until, row.lease_owner = None, ""
+        # The lease doubles as the retry delay: 1, 2, 4 … minutes before the next attempt.
+        row.lease_until, row.lease_owner = rt.clock() + backoff(row.attempts), ""
         quarantine = row.attempts >= rt.settings.limits.max_attempts
         row.status = InboundStatus.quarantined if quarantine else InboundStatus.failed
         session.add(row)

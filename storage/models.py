@@ -45,6 +45,7 @@ class InboundMessage(SQLModel, table=True):
     correlation_id: str = Field(default="", max_length=40)
     application_id: int | None = Field(default=None, index=True)  # no FK: breaks a cycle
     processed_at: datetime | None = None
+    acknowledged: bool = False  # moved out of the mailbox (processed or quarantine folder)
     lease_until: datetime | None = None
     lease_owner: str = Field(default="", max_length=100)  # host:pid of the worker
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 16:12:44.657256
+Create Date: 2026-11-25 16:22:47.351839
 """
 
 from collections.abc import Sequence
@@ -92,6 +92,7 @@ def upgrade() -> None:
     sa.Column('correlation_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('application_id', sa.Integer(), nullable=True),
     sa.Column('processed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('acknowledged', sa.Boolean(), nullable=False),
     sa.Column('lease_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('lease_owner', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.PrimaryKeyConstraint('id'),

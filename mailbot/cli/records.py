@@ -1,23 +1,19 @@
-"""The `mailbot` command: thin wrappers over the same functions the daemon runs."""
+"""Core commands: run, demo, status, schema, and the records admins look at."""
 
 from __future__ import annotations
 
-import sys
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlmodel import col, func, select
 
-from mailbot.config import ConfigError, Settings, load_settings
-from mailbot.logging import configure_logging
-from mailbot.runtime import Runtime, build_runtime
+from mailbot.cli.base import app, fail, group, out, runtime, settings
 from mailbot.storage.db import transaction
-from mailbot.storage.migrate import NotMigratedError, check_migrated, upgrade
+from mailbot.storage.migrate import upgrade
 from mailbot.storage.models import (
     Application,
     Barcode,
@@ -28,77 +24,13 @@ from mailbot.storage.models import (
     ProductRow,
 )
 
-app = typer.Typer(
-    help="mailbot: the barcode registration back office, run by e-mail.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-applications_app = typer.Typer(help="Applications and their states.", no_args_is_help=True)
-invoices_app = typer.Typer(help="Invoices: list, mark paid.", no_args_is_help=True)
-outbox_app = typer.Typer(help="Outgoing mail.", no_args_is_help=True)
-forms_app = typer.Typer(help="Our blank forms and samples.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-messages_app = typer.Typer(help="Inbound messages.", no_args_is_help=True)
-pool_app = typer.Typer(help="The barcode pool.", no_args_is_help=True)
-for sub, name in (
-    (applications_app, "applications"),
-    (invoices_app, "invoices"),
-    (outbox_app, "outbox"),
-    (forms_app, "forms"),
-    (db_app, "db"),
-    (messages_app, "messages"),
-    (pool_app, "pool"),
-):
-    app.add_typer(sub, name=name)
-
-# Piped output (scripts, logs) gets wide lines instead of rich's 80-column wrapping.
-out = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="config.toml to use (default: $MAILBOT_CONFIG or ./config.toml)"
-    ),
-]
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-class _State:
-    config: Path | None = None
-
-
-@app.callback()
-def main_options(
-    config: ConfigOpt = None,
-    log_level: Annotated[str, typer.Option(help="debug|info|warning")] = "info",
-) -> None:
-    """Global options."""
-    _State.config = config
-    configure_logging(level=log_level)
-
-
-def settings() -> Settings:
-    try:
-        return load_settings(_State.config)
-    except ConfigError as exc:
-        err.print("[bold red]configuration error:[/]", highlight=False)
-        for problem in exc.problems:
-            err.print(f"  {problem}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-def runtime(*, migrated: bool = True) -> Runtime:
-    rt = build_runtime(settings())
-    if migrated:
-        try:
-            check_migrated(rt.engine)
-        except NotMigratedError as exc:
-            fail(str(exc), 2)
-    return rt
+applications_app = group("applications", "Applications and their states.")
+invoices_app = group("invoices", "Invoices: list, mark paid.")
+outbox_app = group("outbox", "Outgoing mail.")
+forms_app = group("forms", "Our blank forms and samples.")
+db_app = group("db", "Database schema.")
+messages_app = group("messages", "Inbound messages.")
+pool_app = group("pool", "The barcode pool.")
 
 
 @db_app.command("upgrade")
@@ -342,10 +274,3 @@ def forms_export(directory: Path) -> None:
 
     for path in export_forms(directory, shipped_product_types()):
         out.print(str(path))
-
-
-def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)

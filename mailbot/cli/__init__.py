@@ -1,0 +1,18 @@
+"""The `mailbot` command: thin wrappers over the same functions the daemon runs.
+
+Each module of this package owns one area's commands; importing it registers them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from mailbot.cli import records  # noqa: F401 - registers its commands
+from mailbot.cli.base import app
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,81 @@
+"""The `mailbot` root command, its sub-command groups and what every command shares."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from mailbot.config import ConfigError, Settings, load_settings
+from mailbot.logging import configure_logging
+from mailbot.runtime import Runtime, build_runtime
+from mailbot.storage.migrate import NotMigratedError, check_migrated
+
+app = typer.Typer(
+    help="mailbot: the barcode registration back office, run by e-mail.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def group(name: str, help_text: str) -> typer.Typer:
+    """A sub-command group (`mailbot NAME …`), registered on the root command."""
+    sub = typer.Typer(help=help_text, no_args_is_help=True)
+    app.add_typer(sub, name=name)
+    return sub
+
+
+# Piped output (scripts, logs) gets wide lines instead of rich's 80-column wrapping.
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="config.toml to use (default: $MAILBOT_CONFIG or ./config.toml)"
+    ),
+]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one clear line on stderr and exit."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+class _State:
+    config: Path | None = None
+
+
+@app.callback()
+def main_options(
+    config: ConfigOpt = None,
+    log_level: Annotated[str, typer.Option(help="debug|info|warning")] = "info",
+) -> None:
+    """Global options."""
+    _State.config = config
+    configure_logging(level=log_level)
+
+
+def settings() -> Settings:
+    """The settings, or exit 2 with one line per bad key."""
+    try:
+        return load_settings(_State.config)
+    except ConfigError as exc:
+        err.print("[bold red]configuration error:[/]", highlight=False)
+        for problem in exc.problems:
+            err.print(f"  {problem}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def runtime(*, migrated: bool = True) -> Runtime:
+    """The runtime; refuses (exit 2) a database that is not migrated."""
+    rt = build_runtime(settings())
+    if migrated:
+        try:
+            check_migrated(rt.engine)
+        except NotMigratedError as exc:
+            fail(str(exc), 2)
+    return rt
