@@ -22,6 +22,7 @@ class InboundStatus(StrEnum):
     processed = "processed"
     failed = "failed"  # a bug or a damaged message; retried up to limits.max_attempts
     quarantined = "quarantined"
+    rejected = "rejected"  # an admin gave up on it (`mailbot quarantine reject`)
     duplicate = "duplicate"
 
 
@@ -63,6 +64,7 @@ class Client(SQLModel, table=True):
     email: str = Field(max_length=320)
     phone: str = Field(default="", max_length=20)
     contact_name: str = Field(default="", max_length=200)
+    address: str = Field(default="", max_length=500)  # legal address, once an admin changed it
     login: str | None = Field(default=None, unique=True, max_length=40)
     password_hash: str | None = None
     must_change: bool = True

@@ -18,6 +18,7 @@ app = typer.Typer(
     help="mailbot: the barcode registration back office, run by e-mail.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,  # a bug prints a plain traceback, not pages of panels
 )
 
 

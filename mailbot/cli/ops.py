@@ -1,0 +1,209 @@
+"""Operator commands: a message's or application's whole story, and the quarantine."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlmodel import Session, col, or_, select
+
+from mailbot.archive import read_raw
+from mailbot.cli.base import app, fail, group, out, runtime
+from mailbot.message import parse_message
+from mailbot.storage.db import transaction
+from mailbot.storage.models import (
+    Application,
+    Event,
+    InboundMessage,
+    InboundStatus,
+    Invoice,
+    OutboxMessage,
+)
+from mailbot.storage.queries import record_event
+
+quarantine_app = group("quarantine", "Messages that failed too often: look, retry, reject.")
+
+
+def _inbound(session: Session, ref: str) -> InboundMessage:
+    try:
+        row = session.get(InboundMessage, int(ref.lstrip("m")))
+    except ValueError:
+        row = None
+    if row is None:
+        fail(f"message {ref} not found (ids look like m12)")
+    return row
+
+
+def _story(session: Session, ref: str) -> list[Event]:
+    """Every event caused by an inbound message (m12) or concerning an application (EAN-…)."""
+    if ref.upper().startswith("EAN-"):
+        app_row = session.exec(select(Application).where(Application.number == ref.upper())).first()
+        if app_row is None:
+            fail(f"application {ref} not found")
+        invoices = [
+            i.id for i in session.exec(select(Invoice).where(Invoice.application_id == app_row.id))
+        ]
+        mails = [
+            o.id
+            for o in session.exec(
+                select(OutboxMessage).where(OutboxMessage.application_id == app_row.id)
+            )
+        ]
+        inbound = list(
+            session.exec(select(InboundMessage).where(InboundMessage.application_id == app_row.id))
+        )
+        correlation = [m.correlation_id for m in inbound]
+        query = select(Event).where(
+            or_(
+                (col(Event.entity) == "application") & (col(Event.entity_id) == app_row.id),
+                (col(Event.entity) == "invoice") & col(Event.entity_id).in_(invoices),
+                (col(Event.entity) == "outbox") & col(Event.entity_id).in_(mails),
+                col(Event.correlation_id).in_(correlation),
+            )
+        )
+    else:
+        row = _inbound(session, ref)
+        query = select(Event).where(
+            or_(
+                col(Event.correlation_id) == row.correlation_id,
+                (col(Event.entity) == "inbound") & (col(Event.entity_id) == row.id),
+            )
+        )
+    return list(session.exec(query.order_by(col(Event.at), col(Event.id))))
+
+
+@app.command("log")
+def log_command(
+    ref: Annotated[str, typer.Argument(help="an inbound message (m12) or an application (EAN-…)")],
+) -> None:
+    """The whole story of a message or an application, from the event log."""
+    rt = runtime()
+    table = Table("when (UTC)", "what", "id", "event", "state", "details")
+    with transaction(rt.engine) as session:
+        for e in _story(session, ref):
+            state = f"{e.from_state} → {e.to_state}" if e.from_state else e.to_state
+            details = ", ".join(f"{k}={v}" for k, v in e.data.items() if v not in (None, ""))
+            table.add_row(
+                f"{e.at:%Y-%m-%d %H:%M:%S}",
+                e.entity,
+                str(e.entity_id),
+                e.event,
+                state,
+                details[:100],
+            )
+    out.print(table)
+
+
+@quarantine_app.command("list")
+def quarantine_list() -> None:
+    """Messages parked after too many failed attempts."""
+    rt = runtime()
+    table = Table("id", "received", "from", "subject", "attempts", "last error")
+    with transaction(rt.engine) as session:
+        for m in session.exec(
+            select(InboundMessage)
+            .where(InboundMessage.status == InboundStatus.quarantined)
+            .order_by(col(InboundMessage.id))
+        ):
+            last = m.last_error.strip().splitlines()[-1] if m.last_error else ""
+            table.add_row(
+                m.correlation_id,
+                f"{m.received_at:%Y-%m-%d %H:%M}",
+                m.from_addr,
+                m.subject[:40],
+                str(m.attempts),
+                last[:70],
+            )
+    out.print(table if table.row_count else "quarantine is empty")
+
+
+@quarantine_app.command("show")
+def quarantine_show(ref: str) -> None:
+    """Headers, attachments and the full error of one message."""
+    rt = runtime()
+    with transaction(rt.engine) as session:
+        m = _inbound(session, ref)
+        out.print(
+            f"[bold]{m.correlation_id}[/] status={m.status} kind={m.kind or '-'} "
+            f"attempts={m.attempts} key={m.key}",
+            highlight=False,
+        )
+        out.print(
+            f"from: {m.from_addr}\nsubject: {m.subject}\nsize: {m.size} bytes\n"
+            f"archive: {rt.settings.archive_dir / m.archive_path}",
+            highlight=False,
+        )
+        try:
+            parsed = parse_message(read_raw(rt.settings.archive_dir, m.archive_path))
+        except OSError as exc:
+            out.print(f"archived copy unreadable: {exc}")
+        else:
+            for a in parsed.attachments:
+                out.print(
+                    f"attachment: {a.filename} ({a.content_type}, {len(a.data)} bytes)",
+                    highlight=False,
+                )
+        if m.last_error:
+            out.print(m.last_error, highlight=False)
+
+
+def _requeue(ref: str, *, allowed: tuple[str, ...], note: str) -> None:
+    rt = runtime()
+    with transaction(rt.engine) as session:
+        m = _inbound(session, ref)
+        if m.status not in allowed:
+            fail(f"message {ref} is {m.status}; only {', '.join(allowed)} can be {note}")
+        record_event(
+            session,
+            entity="inbound",
+            entity_id=m.id or 0,
+            event="message_requeued",
+            at=rt.clock(),
+            from_state=m.status,
+            to_state=InboundStatus.archived,
+            correlation_id=m.correlation_id,
+            data={"by": "admin"},
+        )
+        m.status, m.attempts, m.acknowledged = InboundStatus.archived, 0, False
+        m.lease_until, m.lease_owner = None, ""
+        session.add(m)
+    out.print(f"message {ref} will be processed on the next pass")
+
+
+@quarantine_app.command("retry")
+def quarantine_retry(ref: str) -> None:
+    """Put a quarantined message back for processing."""
+    _requeue(ref, allowed=(InboundStatus.quarantined, InboundStatus.failed), note="retried")
+
+
+@quarantine_app.command("reject")
+def quarantine_reject(
+    ref: str, reason: Annotated[str, typer.Option(help="why it is dropped (kept in the log)")]
+) -> None:
+    """Give up on a quarantined message for good; it stays archived."""
+    rt = runtime()
+    with transaction(rt.engine) as session:
+        m = _inbound(session, ref)
+        if m.status != InboundStatus.quarantined:
+            fail(f"message {ref} is {m.status}, not quarantined")
+        record_event(
+            session,
+            entity="inbound",
+            entity_id=m.id or 0,
+            event="message_rejected",
+            at=rt.clock(),
+            from_state=m.status,
+            to_state=InboundStatus.rejected,
+            correlation_id=m.correlation_id,
+            data={"reason": reason},
+        )
+        m.status = InboundStatus.rejected
+        session.add(m)
+    out.print(f"message {ref} rejected: {reason}")
+
+
+@app.command("reprocess")
+def reprocess(ref: str) -> None:
+    """Process a failed or quarantined message again now (after fixing its cause)."""
+    _requeue(ref, allowed=(InboundStatus.quarantined, InboundStatus.failed), note="reprocessed")
