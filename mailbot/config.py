@@ -101,6 +101,8 @@ class Limits:
     max_outgoing_bytes: int = 10_000_000
     replies_per_sender_per_hour: int = 5
     max_attempts: int = 5
+    parse_seconds: float = 10.0
+    parse_memory_mb: int = 512
 
 
 @dataclass(frozen=True)
@@ -343,6 +345,8 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
             lim, "limits", "replies_per_sender_per_hour", int, d.replies_per_sender_per_hour
         ),
         max_attempts=r.get(lim, "limits", "max_attempts", int, d.max_attempts),
+        parse_seconds=r.get(lim, "limits", "parse_seconds", float, d.parse_seconds),
+        parse_memory_mb=r.get(lim, "limits", "parse_memory_mb", int, d.parse_memory_mb),
     )
     pay = r.section("payments", required=False)
     accountants = r.get(pay, "payments", "accountants", list, [])

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 import structlog
 
 from mailbot.config import Settings
 from mailbot.intake.base import Intake
-from mailbot.intake.imap import ImapIntake, ImapSettings
+from mailbot.intake.imap import ImapIntake, ImapSettings, ImapUnavailable
 from mailbot.intake.maildir import MaildirIntake
 from mailbot.issuance import issue_paid, retry_waiting
 from mailbot.maildir_outbox import MaildirTransport
@@ -25,6 +26,8 @@ from mailbot.storage.queries import release_dead_leases
 from mailbot.transport import Transport
 
 log = structlog.get_logger()
+OUTAGE_BACKOFF = 1.0  # seconds before the first retry of a mailbox that stays down
+OUTAGE_BACKOFF_MAX = 300.0
 
 
 def open_intake(settings: Settings) -> Intake:
@@ -77,43 +80,65 @@ def prepare(rt: Runtime) -> None:
     retry_waiting(rt)
 
 
-def run_pass(rt: Runtime, intake: Intake, transport: Transport) -> PassReport:
+def run_pass(
+    rt: Runtime, intake: Intake, transport: Transport, stop: Callable[[], bool] = lambda: False
+) -> PassReport:
     """One pass over everything waiting: intake, processing, issuance, sending."""
     received = take_in(rt, intake)
-    processed = process_pending(rt)
+    processed = process_pending(rt, stop)
     release_done(rt, intake)
+    if stop():
+        return PassReport(received, processed, 0, 0)
     issued = issue_paid(rt)
-    report = send_due(
-        rt.engine,
-        transport,
-        sender=rt.sender,
-        vault=rt.vault,
-        clock=rt.clock,
-        max_attempts=rt.settings.limits.max_attempts,
-    )
+    report = send_due(rt.engine, transport, sender=rt.sender, vault=rt.vault, clock=rt.clock)
     return PassReport(received, processed, issued, report.sent)
+
+
+class _Interrupted(Exception):
+    """Raised by the signal handler out of a wait (never out of a message in hand)."""
 
 
 def run_forever(
     rt: Runtime, intake: Intake, transport: Transport, *, idle_timeout: float = 30.0
 ) -> None:
-    """Run passes until SIGTERM/SIGINT; between passes wait on the mailbox (IDLE or poll)."""
+    """Run passes until SIGTERM/SIGINT; between passes wait on the mailbox (IDLE or poll).
+
+    A signal during a pass lets the message in hand finish, then the daemon exits; during
+    the wait it exits at once. A mailbox that stays unreachable is retried with backoff.
+    """
     stop = threading.Event()
+    waiting = False
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         log.info("daemon_stopping", signal=signum)
         stop.set()
+        if waiting:
+            raise _Interrupted
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     log.info("daemon_started", intake=rt.settings.intake, outbox=rt.settings.outbox)
+    outage = 0
     while not stop.is_set():
-        report = run_pass(rt, intake, transport)
-        if report.received or report.sent or report.issued:
-            log.info("pass_done", **report.__dict__)
-        if stop.is_set():
+        try:
+            report = run_pass(rt, intake, transport, stop.is_set)
+            if report.received or report.sent or report.issued:
+                log.info("pass_done", **report.__dict__)
+            outage = 0
+            if stop.is_set():
+                break
+            waiting = True
+            try:
+                intake.wait(min(idle_timeout, 1.0) if report.issued else idle_timeout)
+            finally:
+                waiting = False
+        except _Interrupted:
             break
-        intake.wait(min(idle_timeout, 1.0) if report.issued else idle_timeout)
+        except ImapUnavailable as exc:
+            outage += 1
+            delay = min(OUTAGE_BACKOFF_MAX, OUTAGE_BACKOFF * 2 ** (outage - 1))
+            log.error("mailbox_unavailable", error=str(exc), retry_in_s=delay)
+            stop.wait(delay)
     intake.close()
     transport.close()
     log.info("daemon_stopped")

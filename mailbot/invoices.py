@@ -6,12 +6,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from mailbot.config import Service, Settings
 from mailbot.documents.model import InvoiceDoc, Party
 from mailbot.money import InvoiceLine, VatMode, price_lines, to_money, vat_included
-from mailbot.storage.models import Application, Invoice
+from mailbot.storage.models import Application, Client, Invoice, InvoiceStatus
 from mailbot.storage.queries import next_number, record_event
 
 
@@ -54,6 +54,7 @@ def create_invoice(
     lines = price_lines(settings.tariffs, count, new_client=new_client)
     total = to_money(sum((line.amount for line in lines), Decimal(0)))
     seq = next_number(session, "invoice", now.year)
+    from_balance = _take_balance(session, app, total, now=now, correlation_id=correlation_id)
     invoice = Invoice(
         number=f"{now.year}-{seq:05d}",
         application_id=app.id or 0,
@@ -67,7 +68,10 @@ def create_invoice(
             for ln in lines
         ],
         buyer=buyer_of(app.form),
+        from_balance=from_balance,
     )
+    if from_balance == total:
+        invoice.status, invoice.paid_at = InvoiceStatus.paid, now
     session.add(invoice)
     session.flush()
     assert invoice.id is not None  # noqa: S101
@@ -79,9 +83,38 @@ def create_invoice(
         at=now,
         to_state=invoice.status,
         correlation_id=correlation_id,
-        data={"number": invoice.number, "total": str(total)},
+        data={"number": invoice.number, "total": str(total), "from_balance": str(from_balance)},
     )
     return invoice
+
+
+def opening_event(invoice: Invoice) -> str:
+    """Return the application event of a new invoice: paid outright from the balance, or not."""
+    return "paid_from_balance" if invoice.status == InvoiceStatus.paid else "invoice_issued"
+
+
+def _take_balance(
+    session: Session, app: Application, total: Decimal, *, now: datetime, correlation_id: str
+) -> Decimal:
+    """Debit the client's balance by what it can cover of `total`; return that amount."""
+    if app.client_id is None:
+        return Decimal("0.00")
+    client = session.exec(select(Client).where(Client.id == app.client_id).with_for_update()).one()
+    used = to_money(min(client.balance, total))
+    if used <= 0:
+        return Decimal("0.00")
+    client.balance -= used
+    session.add(client)
+    record_event(
+        session,
+        entity="client",
+        entity_id=app.client_id,
+        event="balance_used",
+        at=now,
+        correlation_id=correlation_id,
+        data={"amount": str(used), "balance": str(client.balance), "application": app.number},
+    )
+    return used
 
 
 def invoice_doc(invoice: Invoice, app: Application, settings: Settings) -> InvoiceDoc:

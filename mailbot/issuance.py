@@ -1,30 +1,53 @@
-"""Paid → issued: codes, credentials and the deliverables mail, in one transaction each."""
+"""Paid → issued, in two transactions per application.
+
+1. allocate: the codes, all or none (`pool.allocate`), committed on their own so the prefix
+   lock is held for milliseconds, not for the rendering; an empty pool makes the
+   application wait (`waiting_reason`, shown by `mailbot status`) until `retry_waiting`.
+2. deliver: client and credentials, registry, images, certificate and the deliverables
+   mail (split into numbered parts over `[limits] max_outgoing_bytes`), and `issued`.
+A crash between the two leaves a paid application holding its codes; the next pass
+delivers it with those same codes. The password is only ever in memory and, sealed, in
+the outbox row of part 1 (`vault`); the stored body holds the mask.
+"""
 
 from __future__ import annotations
 
 import structlog
+from sqlalchemy import exists
 from sqlmodel import Session, col, select
 
+from mailbot.alerts import alert_low_pools
 from mailbot.crashpoints import crash_point
 from mailbot.credentials import hash_password, login_for, new_password
-from mailbot.documents.barcodes import images_zip
+from mailbot.documents.barcodes import images_zips
 from mailbot.documents.certificate_pdf import render_certificate_pdf
 from mailbot.documents.model import CertificateDoc, IssuedCode, Party
 from mailbot.documents.registry_xlsx import render_registry
 from mailbot.invoices import service_party
+from mailbot.mailsplit import pack, part_budget, part_subject, raw_capacity
 from mailbot.outbox import enqueue
-from mailbot.pool import allocate
+from mailbot.pool import allocate, pool_states
 from mailbot.render import SECRET_MASK, FileAttachment, Mail, render_body, reply_subject
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
-from mailbot.storage.models import Application, Client, Invoice, OutboxMessage, ProductRow
+from mailbot.storage.models import (
+    Application,
+    Barcode,
+    Client,
+    Invoice,
+    OutboxMessage,
+    ProductRow,
+)
 from mailbot.storage.models import ApplicationState as S
 from mailbot.storage.queries import add_client_address, record_event
 from mailbot.workflow import must, transition
 
 log = structlog.get_logger()
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-POOL_EMPTY = "no free barcodes in the pool: add a prefix to [[barcodes.prefixes]]"
+POOL_EMPTY = (
+    "waiting for barcodes: needs {needed}, {free} free in the pool; add a prefix to "
+    "[[barcodes.prefixes]] in config.toml and restart mailbot"
+)
 
 
 def issue_paid(rt: Runtime) -> int:
@@ -32,21 +55,32 @@ def issue_paid(rt: Runtime) -> int:
     issued = 0
     while True:
         with transaction(rt.engine) as session:
-            app = session.exec(
-                select(Application)
-                .where(Application.state == S.paid, Application.waiting_reason == "")
-                .order_by(col(Application.id))
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            ).first()
+            app = _next_paid(session, without_codes=False)
             if app is None:
                 break
-            done = issue_one(session, rt, app)
-        if not done:
+            outcome = allocate_codes(session, rt, app)
+            app_id = app.id
+        if outcome != "held":
+            _alert(rt)
+        if outcome == "waiting" or app_id is None:
             continue
-        issued += 1
-        crash_point("after_issue")
+        with transaction(rt.engine) as session:
+            done = deliver(session, rt, app_id)
+        if done:
+            issued += 1
+            crash_point("after_issue")
     return issued
+
+
+def allocate_paid(rt: Runtime) -> int:
+    """Only step 1 for every paid application without codes; returns how many got them."""
+    allocated = 0
+    while True:
+        with transaction(rt.engine) as session:
+            app = _next_paid(session, without_codes=True)
+            if app is None:
+                return allocated
+            allocated += allocate_codes(session, rt, app) == "allocated"
 
 
 def retry_waiting(rt: Runtime) -> None:
@@ -57,6 +91,70 @@ def retry_waiting(rt: Runtime) -> None:
         ):
             app.waiting_reason = ""
             session.add(app)
+    _alert(rt)
+
+
+def _alert(rt: Runtime) -> None:
+    with transaction(rt.engine) as session:
+        alert_low_pools(session, rt, now=rt.clock())
+
+
+def _next_paid(session: Session, *, without_codes: bool) -> Application | None:
+    """The oldest paid application no other worker holds (SKIP LOCKED), locked until commit."""
+    query = select(Application).where(Application.state == S.paid, Application.waiting_reason == "")
+    if without_codes:
+        query = query.where(~exists().where(col(Barcode.application_id) == Application.id))
+    return session.exec(
+        query.order_by(col(Application.id)).limit(1).with_for_update(skip_locked=True)
+    ).first()
+
+
+def _rows(session: Session, app_id: int) -> list[ProductRow]:
+    return list(
+        session.exec(
+            select(ProductRow)
+            .where(ProductRow.application_id == app_id)
+            .order_by(col(ProductRow.row))
+        )
+    )
+
+
+def allocate_codes(session: Session, rt: Runtime, app: Application) -> str:
+    """Step 1: "allocated", "held" (it has its codes already) or "waiting" (pool short)."""
+    assert app.id is not None  # noqa: S101
+    held = session.exec(select(Barcode.id).where(Barcode.application_id == app.id).limit(1))
+    if held.first() is not None:
+        return "held"
+    now = rt.clock()
+    rows = _rows(session, app.id)
+    codes = allocate(session, app.id, rows, now=now)
+    data: dict[str, object]
+    if codes is None:
+        free = sum(p.free for p in pool_states(session))
+        app.waiting_reason = POOL_EMPTY.format(needed=len(rows), free=free)
+        session.add(app)
+        event, data = "pool_exhausted", {"needed": len(rows), "free": free}
+        log.warning(event, application=app.number, **data)
+    else:
+        event, data = "codes_allocated", {"codes": len(codes), "first": codes[0].ean}
+        log.info(event, application=app.number, codes=len(codes))
+    record_event(session, entity="application", entity_id=app.id, event=event, at=now, data=data)
+    return "waiting" if codes is None else "allocated"
+
+
+def _credentials_for(session: Session, client: Client) -> str | None:
+    """A new password for a client registered without one (else None: not re-issued)."""
+    if client.password_hash:
+        return None
+    taken = session.exec(
+        select(Client).where(Client.login == client.inn, Client.id != client.id)
+    ).first()
+    password = new_password()
+    client.login = client.login or login_for(client.inn, client.kpp, taken=taken is not None)
+    client.password_hash, client.must_change = hash_password(password), True
+    client.credentials_seq += 1
+    session.add(client)
+    return password
 
 
 def _client_for(session: Session, app: Application, rt: Runtime) -> tuple[Client, str | None]:
@@ -66,10 +164,10 @@ def _client_for(session: Session, app: Application, rt: Runtime) -> tuple[Client
     if app.client_id is not None:
         client = session.get(Client, app.client_id)
         assert client is not None  # noqa: S101
-        return client, None
+        return client, _credentials_for(session, client)
     inn, kpp = form["inn"], form.get("kpp") or ""
     client = session.exec(select(Client).where(Client.inn == inn, Client.kpp == kpp)).first()
-    password = None
+    password = None if client is None else _credentials_for(session, client)
     if client is None:
         taken = session.exec(select(Client).where(Client.login == inn)).first() is not None
         password = new_password()
@@ -104,33 +202,22 @@ def _client_for(session: Session, app: Application, rt: Runtime) -> tuple[Client
     return client, password
 
 
-def issue_one(session: Session, rt: Runtime, app: Application) -> bool:
-    """Allocate codes, register the client and queue the deliverables; False if pool is empty."""
-    assert app.id is not None  # noqa: S101
-    now = rt.clock()
-    rows = list(
-        session.exec(
-            select(ProductRow)
-            .where(ProductRow.application_id == app.id)
-            .order_by(col(ProductRow.row))
-        )
-    )
-    barcodes = allocate(session, app.id, rows, now=now)
-    if barcodes is None:
-        app.waiting_reason = POOL_EMPTY
-        session.add(app)
-        record_event(
-            session,
-            entity="application",
-            entity_id=app.id,
-            event="pool_exhausted",
-            at=now,
-            data={"needed": len(rows)},
-        )
-        log.warning("pool_exhausted", application=app.number, needed=len(rows))
+def deliver(session: Session, rt: Runtime, app_id: int) -> bool:
+    """Step 2 for an application holding its codes; False if it is no longer paid."""
+    app = session.exec(
+        select(Application).where(Application.id == app_id).with_for_update()
+    ).first()
+    if app is None or app.state != S.paid:
         return False
+    now = rt.clock()
+    rows = _rows(session, app_id)
+    by_row = {
+        b.product_row_id: b.ean
+        for b in session.exec(select(Barcode).where(Barcode.application_id == app_id))
+    }
+    if len(by_row) != len(rows):
+        raise RuntimeError(f"{app.number}: {len(by_row)} codes for {len(rows)} product rows")
     client, password = _client_for(session, app, rt)
-    by_row = {b.product_row_id: b.ean for b in barcodes}
     codes = [
         IssuedCode(
             by_row[r.id or 0],
@@ -141,74 +228,123 @@ def issue_one(session: Session, rt: Runtime, app: Application) -> bool:
         )
         for r in rows
     ]
-    invoice = session.exec(
-        select(Invoice).where(Invoice.application_id == app.id).order_by(col(Invoice.id).desc())
-    ).first()
+    parts = _parts(session, rt, app, client, codes, password=password)
+    for number, mail in enumerate(parts, start=1):
+        key = f"application:{app_id}:issued" + (f":part{number}" if len(parts) > 1 else "")
+        enqueue(
+            session,
+            mail,
+            dedupe_key=key,
+            kind="issued",
+            sender=rt.sender,
+            now=now,
+            application_id=app_id,
+            secret=password if number == 1 else None,
+            vault=rt.vault,
+        )
+    must(transition(session, app, "codes_issued", now=now, data={"codes": len(codes)}))
+    log.info(
+        "codes_issued",
+        application=app.number,
+        codes=len(codes),
+        client=client.login,
+        parts=len(parts),
+    )
+    return True
+
+
+def _documents(
+    rt: Runtime, app: Application, client: Client, codes: list[IssuedCode]
+) -> tuple[FileAttachment, FileAttachment]:
+    """The registry and the certificate of one application."""
+    today = rt.clock().date()
     party = Party(
         name=client.org_name,
         inn=client.inn,
         kpp=client.kpp or None,
         address=app.form.get("legal_address") or "",
     )
-    today = now.date()
-    cert = render_certificate_pdf(
-        CertificateDoc(
-            number=app.number,
-            date=today,
-            client=party,
-            codes=tuple(codes),
-            service=service_party(rt.settings.service),
-        )
+    doc = CertificateDoc(
+        number=app.number,
+        date=today,
+        client=party,
+        codes=tuple(codes),
+        service=service_party(rt.settings.service),
     )
-    eans = [c.ean for c in codes]
-    attachments = (
+    return (
         FileAttachment(
             f"Реестр штрихкодов {app.number}.xlsx", XLSX, render_registry(app.number, today, codes)
         ),
         FileAttachment(
-            f"Штрихкоды {app.number}.zip",
-            "application/zip",
-            images_zip(eans, app.number, modified=today),
+            f"Свидетельство {app.number}.pdf", "application/pdf", render_certificate_pdf(doc)
         ),
-        FileAttachment(f"Свидетельство {app.number}.pdf", "application/pdf", cert),
     )
-    body = render_body(
-        rt.env,
-        "issued",
-        {
-            "app": app,
-            "invoice": invoice,
-            "codes": codes,
-            "login": client.login,
-            "password_mask": SECRET_MASK if password else None,
-            "service": rt.settings.service,
-        },
+
+
+def _parts(
+    session: Session,
+    rt: Runtime,
+    app: Application,
+    client: Client,
+    codes: list[IssuedCode],
+    *,
+    password: str | None,
+) -> list[Mail]:
+    """The deliverables mail, as one mail or numbered parts each under the size limit."""
+    invoice = session.exec(
+        select(Invoice).where(Invoice.application_id == app.id).order_by(col(Invoice.id).desc())
+    ).first()
+    context = {
+        "app": app,
+        "invoice": invoice,
+        "codes": codes,
+        "login": client.login,
+        "password_mask": SECRET_MASK if password else None,
+        "service": rt.settings.service,
+    }
+    probe = render_body(
+        rt.env, "issued", {**context, "parts": 1, "part": 1, "files": ["x" * 80] * 9}
     )
-    to = [app.sender] + ([client.email] if client.email != app.sender else [])
+    budget = part_budget(rt.settings.limits.max_outgoing_bytes, len(probe.encode()))
+    registry, certificate = _documents(rt, app, client, codes)
+    zips = images_zips(
+        [c.ean for c in codes],
+        app.number,
+        max_bytes=raw_capacity(budget),
+        modified=rt.clock().date(),
+    )
+    images = [
+        FileAttachment(
+            f"Штрихкоды {app.number}"
+            + (f" ({n} из {len(zips)})" if len(zips) > 1 else "")
+            + ".zip",
+            "application/zip",
+            data,
+        )
+        for n, data in enumerate(zips, start=1)
+    ]
+    groups = pack([registry, certificate, *images], budget)
+    to = tuple(dict.fromkeys([app.sender, client.email]))
     root = session.exec(
         select(OutboxMessage.message_id)
         .where(OutboxMessage.application_id == app.id)
         .order_by(col(OutboxMessage.id).desc())
     ).first()
-    mail = Mail(
-        to=tuple(to),
-        subject=reply_subject(app.subject, app.number),
-        text=body,
-        attachments=attachments,
-        in_reply_to=root or app.root_message_id,
-        references=tuple(x for x in (app.root_message_id,) if x),
-    )
-    enqueue(
-        session,
-        mail,
-        dedupe_key=f"application:{app.id}:issued",
-        kind="issued",
-        sender=rt.sender,
-        now=now,
-        application_id=app.id,
-        secret=password,
-        vault=rt.vault,
-    )
-    must(transition(session, app, "codes_issued", now=now, data={"codes": len(eans)}))
-    log.info("codes_issued", application=app.number, codes=len(eans), client=client.login)
-    return True
+    subject = reply_subject(app.subject, app.number)
+    mails = []
+    for number, group in enumerate(groups, start=1):
+        page: dict[str, object] = {**context, "part": number, "parts": len(groups)}
+        page["files"] = [a.filename for a in group]
+        if number > 1:
+            page["password_mask"] = None
+        mails.append(
+            Mail(
+                to=to,
+                subject=part_subject(subject, number, len(groups)),
+                text=render_body(rt.env, "issued" if number == 1 else "issued_part", page),
+                attachments=group,
+                in_reply_to=root or app.root_message_id,
+                references=tuple(x for x in (app.root_message_id,) if x),
+            )
+        )
+    return mails

@@ -2,6 +2,20 @@
 
 Rows are idempotent by `dedupe_key` (e.g. ``application:12:invoice``), carry a
 deterministic Message-ID, and are retried with backoff on transient failures.
+
+Delivery outcomes, and what the row ends as:
+  * accepted (250)                       → `sent`, once.
+  * 5xx to MAIL/RCPT/DATA                → `failed` at once, never retried.
+  * 4xx, connection refused/dropped before the data went out, TLS/AUTH trouble
+                                         → retried with backoff (1, 2, 4 … 60 min) until
+                                           `horizon` (default 4 days) has passed since the
+                                           row was queued, then `failed`.
+  * outcome unknown: the connection broke after the message data was sent, before the
+    server's answer (`DeliveryUnknown`) → retried like a 4xx, and the event records
+    ``outcome_unknown``. This is the ONE case where a mail may arrive twice: the server
+    may have accepted the first copy. Both copies carry the same Message-ID, so the
+    receiving side (and the recipient's client) can drop the duplicate. A crash between
+    a delivery and its commit (crash point ``after_deliver``) is the same case.
 """
 
 from __future__ import annotations
@@ -19,11 +33,12 @@ from mailbot.render import SECRET_MASK, Mail, compose, message_id_for
 from mailbot.storage.db import transaction
 from mailbot.storage.models import OutboxMessage, OutboxStatus
 from mailbot.storage.queries import claim_outbox, record_event, replies_since
-from mailbot.transport import DeliveryError, Envelope, Transport
+from mailbot.transport import DeliveryError, DeliveryUnknown, Envelope, Transport
 from mailbot.vault import Vault
 
 log = structlog.get_logger()
 LEASE = timedelta(minutes=5)
+RETRY_HORIZON = timedelta(days=4)
 
 
 @dataclass(frozen=True)
@@ -124,9 +139,13 @@ def send_due(
     sender: Sender,
     vault: Vault,
     clock: Callable[[], datetime],
-    max_attempts: int,
+    max_attempts: int | None = None,
+    horizon: timedelta = RETRY_HORIZON,
 ) -> SendReport:
-    """Deliver every due row; each delivery is committed on its own."""
+    """Deliver every due row; each delivery is committed on its own.
+
+    Transient failures are retried until `horizon` after queueing (or `max_attempts`).
+    """
     sent = retried = failed = 0
     while True:
         with transaction(engine) as session:
@@ -142,6 +161,7 @@ def send_due(
                 vault=vault,
                 clock=clock,
                 max_attempts=max_attempts,
+                horizon=horizon,
             )
             sent += outcome == "sent"
             retried += outcome == "retry"
@@ -156,7 +176,8 @@ def _deliver_one(
     sender: Sender,
     vault: Vault,
     clock: Callable[[], datetime],
-    max_attempts: int,
+    max_attempts: int | None,
+    horizon: timedelta,
 ) -> str:
     data = row.body
     if row.secret is not None:
@@ -177,13 +198,14 @@ def _deliver_one(
         if error is None:
             fresh.status, fresh.sent_at, fresh.secret = OutboxStatus.sent, now, None
             outcome, event = "sent", "mail_sent"
-        elif error.permanent or fresh.attempts >= max_attempts:
+        elif error.permanent or _exhausted(fresh, now, max_attempts, horizon):
             fresh.status, fresh.last_error = OutboxStatus.failed, str(error)
             outcome, event = "failed", "mail_failed"
         else:
             fresh.last_error = str(error)
             fresh.next_attempt_at = now + backoff(fresh.attempts)
             outcome, event = "retry", "mail_deferred"
+        unknown = isinstance(error, DeliveryUnknown)
         session.add(fresh)
         assert fresh.id is not None  # noqa: S101
         record_event(
@@ -194,7 +216,7 @@ def _deliver_one(
             at=now,
             to_state=fresh.status,
             correlation_id=fresh.correlation_id,
-            data={"error": fresh.last_error} if error else {},
+            data={"error": fresh.last_error, "outcome_unknown": unknown} if error else {},
         )
     log.info(
         event,
@@ -203,5 +225,18 @@ def _deliver_one(
         message_id=row.message_id,
         msg=row.correlation_id,
         error=str(error) if error else None,
+        outcome_unknown=unknown,
     )
     return outcome
+
+
+def _exhausted(
+    row: OutboxMessage, now: datetime, max_attempts: int | None, horizon: timedelta
+) -> bool:
+    """True when a transient failure should end the row: attempts or horizon used up."""
+    if max_attempts is not None and row.attempts >= max_attempts:
+        return True
+    created = row.created_at
+    if created.tzinfo is None and now.tzinfo is not None:  # SQLite drops the zone
+        created = created.replace(tzinfo=now.tzinfo)
+    return now + backoff(row.attempts) > created + horizon

@@ -1,25 +1,57 @@
-"""Payments: the accountant's `invoices pay`, applied once, whatever happens after."""
+"""Payments: confirmed by the accountant or read from a 1C bank statement, applied once.
+
+Every payment is a `Payment` row keyed by an idempotency fingerprint (`invoice:N` for the
+CLI, the statement document's sha256 for imports), so a re-run or a re-import changes
+nothing. An exact match pays the invoice (application → paid); a known client's payment
+without an invoice number goes to its balance; anything else is held for the accountant.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailbot.crashpoints import crash_point
+from mailbot.matching import ImportSummary, InvoiceFacts, Outcome, Verdict, decide
+from mailbot.parsers.bank_statement_1c import (
+    StatementDocument,
+    find_invoice_numbers,
+    parse_statement,
+)
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
-from mailbot.storage.models import Application, Invoice, InvoiceStatus, Payment
+from mailbot.storage.models import Application, Client, Invoice, InvoiceStatus, Payment
 from mailbot.storage.queries import record_event
 from mailbot.workflow import transition
+
+UNVERIFIED = "statement not authenticated"
 
 
 @dataclass(frozen=True)
 class PayResult:
     ok: bool
     message: str
+
+
+@dataclass(frozen=True)
+class _Row:
+    doc: StatementDocument
+    payment: Payment | None
+    outcome: Outcome
+    balance: Decimal = Decimal("0.00")  # the client's balance after a credit
+
+
+@dataclass
+class _Context:
+    now: datetime
+    source: str
+    correlation_id: str = ""
+    hold_reason: str = ""  # set: every incoming document is held with this reason
 
 
 def pay_invoice(
@@ -35,7 +67,7 @@ def pay_invoice(
     with transaction(rt.engine) as session:
         result = _pay(
             session,
-            rt,
+            rt.clock(),
             number,
             amount=amount,
             paid_on=paid_on,
@@ -48,7 +80,7 @@ def pay_invoice(
 
 def _pay(
     session: Session,
-    rt: Runtime,
+    now: datetime,
     number: str,
     *,
     amount: Decimal | None,
@@ -56,16 +88,11 @@ def _pay(
     force_reason: str,
     source: str,
 ) -> PayResult:
-    now = rt.clock()
-    invoice = session.exec(
-        select(Invoice).where(Invoice.number == number).with_for_update()
-    ).first()
+    invoice = _locked_invoice(session, number)
     if invoice is None:
         return PayResult(ok=False, message=f"invoice {number} not found")
     if invoice.status == InvoiceStatus.paid:
         return PayResult(ok=True, message=f"invoice {number} is already paid")
-    if invoice.status == InvoiceStatus.cancelled:
-        return PayResult(ok=False, message=f"invoice {number} is cancelled")
     due = invoice.total - invoice.from_balance
     amount = due if amount is None else amount.quantize(Decimal("0.01"))
     if amount != due and not force_reason:
@@ -74,25 +101,44 @@ def _pay(
             message=f"invoice {number} is for {due} RUB, got {amount}: "
             "pass --force REASON to accept a different amount",
         )
-    app = session.get(Application, invoice.application_id)
-    assert app is not None  # noqa: S101
-    error = transition(
-        session, app, "payment_matched", now=now, data={"invoice": number, "amount": str(amount)}
-    )
-    if error is not None:
-        return PayResult(ok=False, message=str(error))
     payment = Payment(
         fingerprint=f"invoice:{number}",
-        invoice_id=invoice.id,
-        client_id=app.client_id,
         amount=amount,
         paid_on=paid_on or now.date(),
         source=source,
         purpose=force_reason,
-        status="applied",
         reason=force_reason,
         created_at=now,
     )
+    return settle(session, invoice, payment, now=now)
+
+
+def _locked_invoice(session: Session, number: str) -> Invoice | None:
+    return session.exec(select(Invoice).where(Invoice.number == number).with_for_update()).first()
+
+
+def settle(
+    session: Session, invoice: Invoice, payment: Payment, *, now: datetime, correlation_id: str = ""
+) -> PayResult:
+    """Pay `invoice` with `payment` (stored as applied); an error value changes nothing."""
+    number = invoice.number
+    if invoice.status != InvoiceStatus.issued:
+        return PayResult(ok=False, message=f"invoice {number} is {invoice.status}")
+    app = session.get(Application, invoice.application_id)
+    assert app is not None  # noqa: S101 - an invoice always has its application
+    amount = str(payment.amount)
+    error = transition(
+        session,
+        app,
+        "payment_matched",
+        now=now,
+        correlation_id=correlation_id,
+        data={"invoice": number, "amount": amount},
+    )
+    if error is not None:
+        return PayResult(ok=False, message=str(error))
+    payment.invoice_id, payment.client_id = invoice.id, app.client_id or payment.client_id
+    payment.status = "applied"
     session.add(payment)
     invoice.status, invoice.paid_at = InvoiceStatus.paid, now
     session.add(invoice)
@@ -105,6 +151,267 @@ def _pay(
         at=now,
         from_state=InvoiceStatus.issued,
         to_state=InvoiceStatus.paid,
-        data={"amount": str(amount), "source": source, "reason": force_reason},
+        correlation_id=correlation_id,
+        data={
+            "amount": amount,
+            "source": payment.source,
+            "reason": payment.reason,
+            "fingerprint": payment.fingerprint,
+        },
     )
     return PayResult(ok=True, message=f"invoice {number} paid: {amount} RUB; {app.number} → paid")
+
+
+def credit(session: Session, client: Client, payment: Payment) -> PayResult:
+    """Add `payment` to the (locked) client's balance; the caller logs `credited_event`."""
+    client.balance += payment.amount
+    session.add(client)
+    payment.client_id, payment.status = client.id, "credited"
+    session.add(payment)
+    return PayResult(ok=True, message=f"{payment.amount} RUB credited to {client.org_name}")
+
+
+def credited_event(
+    session: Session, payment: Payment, balance: Decimal, *, now: datetime, correlation_id: str
+) -> None:
+    assert payment.client_id is not None  # noqa: S101
+    record_event(
+        session,
+        entity="client",
+        entity_id=payment.client_id,
+        event="balance_credited",
+        at=now,
+        correlation_id=correlation_id,
+        data={"amount": str(payment.amount), "balance": str(balance), "payment": payment.id},
+    )
+
+
+def import_file(rt: Runtime, data: bytes, *, source: str = "statement") -> ImportSummary:
+    """Import a statement file in one transaction (idempotent by document fingerprint)."""
+    with transaction(rt.engine) as session:
+        summary = import_statement(session, rt, data, source=source)
+    crash_point("after_payment")
+    return summary
+
+
+def import_statement(
+    session: Session,
+    rt: Runtime,
+    data: bytes,
+    *,
+    source: str,
+    correlation_id: str = "",
+    hold_reason: str = "",
+) -> ImportSummary:
+    """Read a 1C statement and apply, credit, hold or skip each document, in the caller's
+    transaction; with `hold_reason` every incoming document is held (never applied).
+
+    Lookups are batched (known fingerprints, invoices, clients: one query each) and the new
+    rows are flushed once, so a 10,000-document statement costs a few queries, not 50,000.
+    """
+    statement = parse_statement(data, our_accounts=(rt.settings.service.account,))
+    warnings = tuple(f"line {w.line}: {w.message}" for w in statement.warnings)
+    if statement.error is not None:
+        return ImportSummary(warnings=warnings, error=statement.error)
+    ctx = _Context(rt.clock(), source, correlation_id, hold_reason)
+    docs = [d for d in statement.documents if d.incoming]
+    known = _known_keys(session, [_key(d, ctx) for d in docs])
+    invoices, apps = _invoices(session, {n for d in docs for n in find_invoice_numbers(d.purpose)})
+    clients = _clients(session, {d.payer_inn.strip() for d in docs} - {""})
+    rows = [_one(session, ctx, doc, known, invoices, clients) for doc in statement.documents]
+    session.flush()
+    del apps  # held until here so that `settle` finds them in the identity map
+    return ImportSummary(tuple(_logged(session, ctx, row) for row in rows), warnings)
+
+
+def _key(doc: StatementDocument, ctx: _Context) -> str:
+    return f"unverified:{doc.fingerprint}" if ctx.hold_reason else doc.fingerprint
+
+
+def _one(
+    session: Session,
+    ctx: _Context,
+    doc: StatementDocument,
+    known: dict[str, int | None],
+    invoices: dict[str, Invoice],
+    clients: dict[str, list[Client]],
+) -> _Row:
+    """Decide one document: the payment row it makes (not flushed yet) and its outcome."""
+
+    def outcome(verdict: str, reason: str, invoice: str | None = None) -> Outcome:
+        return Outcome(doc.line, doc.number, doc.amount, doc.payer_inn, verdict, reason, invoice)
+
+    key = _key(doc, ctx)
+    if doc.incoming and key in known:
+        twin = known[key]
+        why = f"already imported as payment {twin}" if twin else "twice in this statement"
+        return _Row(doc, None, outcome("duplicate", why))
+    facts = {
+        n: InvoiceFacts(n, str(i.buyer.get("inn") or ""), i.total - i.from_balance, i.status)
+        for n in find_invoice_numbers(doc.purpose)
+        if (i := invoices.get(n)) is not None
+    }
+    payer = doc.payer_inn.strip()
+    ids = {payer: [c.id for c in clients.get(payer, []) if c.id is not None]}
+    decision = decide(doc, facts, ids)
+    if decision.verdict is Verdict.skip:
+        return _Row(doc, None, outcome("skipped", decision.reason))
+    known[key] = None
+    payment = Payment(
+        fingerprint=key,
+        amount=doc.amount,
+        paid_on=doc.received_on or doc.date,
+        source=ctx.source,
+        payer_inn=payer[:12],
+        purpose=doc.purpose,
+        status="held",
+        reason=decision.reason,
+        client_id=decision.client_id,
+        created_at=ctx.now,
+    )
+    session.add(payment)  # now, so rows are inserted (and numbered) in statement order
+    invoice = invoices.get(decision.invoice or "")
+    payment.invoice_id = invoice.id if invoice is not None else None
+    if ctx.hold_reason:
+        payment.reason = ctx.hold_reason
+    elif decision.verdict is Verdict.apply and invoice is not None:
+        result = settle(session, invoice, payment, now=ctx.now, correlation_id=ctx.correlation_id)
+        if result.ok:
+            return _Row(doc, payment, outcome("applied", decision.reason, invoice.number))
+        payment.reason = result.message
+    elif decision.verdict is Verdict.credit:
+        [client] = clients[payer]
+        credit(session, client, payment)
+        return _Row(doc, payment, outcome("credited", decision.reason), client.balance)
+    return _Row(doc, payment, outcome("held", payment.reason, decision.invoice))
+
+
+def _logged(session: Session, ctx: _Context, row: _Row) -> Outcome:
+    """Log the event of a flushed payment; return the outcome with the payment's id."""
+    payment, o, doc = row.payment, row.outcome, row.doc
+    if payment is None or payment.id is None:
+        return o
+    if o.verdict == "credited":
+        credited_event(
+            session, payment, row.balance, now=ctx.now, correlation_id=ctx.correlation_id
+        )
+    elif o.verdict == "held":
+        record_event(
+            session,
+            entity="payment",
+            entity_id=payment.id,
+            event="payment_held",
+            at=ctx.now,
+            to_state="held",
+            correlation_id=ctx.correlation_id,
+            data={"reason": o.reason, "amount": str(doc.amount), "invoice": o.invoice},
+        )
+    return dataclasses.replace(o, payment_id=payment.id)
+
+
+def _known_keys(session: Session, keys: list[str]) -> dict[str, int | None]:
+    found: dict[str, int | None] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        query = select(Payment.fingerprint, Payment.id).where(col(Payment.fingerprint).in_(chunk))
+        found.update((key, pid) for key, pid in session.exec(query))
+    return found
+
+
+def _invoices(session: Session, numbers: set[str]) -> tuple[dict[str, Invoice], list[Application]]:
+    """Our invoices with these numbers, locked, and their applications (loaded in bulk)."""
+    found: dict[str, Invoice] = {}
+    ordered = sorted(numbers)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        query = select(Invoice).where(col(Invoice.number).in_(chunk)).with_for_update()
+        found.update((i.number, i) for i in session.exec(query))
+    ids = sorted({i.application_id for i in found.values()})
+    apps: list[Application] = []
+    for start in range(0, len(ids), 500):
+        query_apps = select(Application).where(col(Application.id).in_(ids[start : start + 500]))
+        apps += session.exec(query_apps)
+    return found, apps
+
+
+def _clients(session: Session, inns: set[str]) -> dict[str, list[Client]]:
+    """Clients by INN, locked (their balances may be credited), oldest first."""
+    found: dict[str, list[Client]] = {}
+    ordered = sorted(inns)
+    for start in range(0, len(ordered), 500):
+        query = (
+            select(Client)
+            .where(col(Client.inn).in_(ordered[start : start + 500]))
+            .order_by(col(Client.id))
+            .with_for_update()
+        )
+        for client in session.exec(query):
+            found.setdefault(client.inn, []).append(client)
+    return found
+
+
+def held_payments(session: Session) -> Sequence[Payment]:
+    """Payments waiting for the accountant, oldest first."""
+    return session.exec(
+        select(Payment).where(Payment.status == "held").order_by(col(Payment.id))
+    ).all()
+
+
+def apply_held(rt: Runtime, payment_id: int, *, invoice_number: str | None = None) -> PayResult:
+    """The accountant's decision: pay an invoice with a held payment, or credit the payer."""
+    now = rt.clock()
+    with transaction(rt.engine) as session:
+        payment = _locked_payment(session, payment_id)
+        if payment is None or payment.status != "held":
+            return PayResult(ok=False, message=f"payment {payment_id} is not held")
+        invoice = (
+            _locked_invoice(session, invoice_number)
+            if invoice_number
+            else (session.get(Invoice, payment.invoice_id) if payment.invoice_id else None)
+        )
+        if invoice_number and invoice is None:
+            return PayResult(ok=False, message=f"invoice {invoice_number} not found")
+        was = payment.reason
+        if invoice is not None:
+            result = settle(session, invoice, payment, now=now)
+        else:
+            inn = payment.payer_inn.strip()
+            clients = _clients(session, {inn} - {""}).get(inn, [])
+            if len(clients) != 1:
+                return PayResult(
+                    ok=False,
+                    message=f"payment {payment_id}: payer INN {payment.payer_inn or '(none)'} "
+                    "is not one client; name the invoice with --invoice N",
+                )
+            result = credit(session, clients[0], payment)
+            credited_event(session, payment, clients[0].balance, now=now, correlation_id="")
+        if result.ok:
+            payment.reason = f"applied by the accountant (was: {was})"
+            session.add(payment)
+    return result
+
+
+def reject_held(rt: Runtime, payment_id: int, *, reason: str) -> PayResult:
+    """The accountant's decision: this held payment is not ours to apply (kept, with why)."""
+    now = rt.clock()
+    with transaction(rt.engine) as session:
+        payment = _locked_payment(session, payment_id)
+        if payment is None or payment.status != "held":
+            return PayResult(ok=False, message=f"payment {payment_id} is not held")
+        payment.status, payment.reason = "rejected", f"{reason} (was: {payment.reason})"
+        session.add(payment)
+        record_event(
+            session,
+            entity="payment",
+            entity_id=payment_id,
+            event="payment_rejected",
+            at=now,
+            from_state="held",
+            to_state="rejected",
+            data={"reason": reason},
+        )
+    return PayResult(ok=True, message=f"payment {payment_id} rejected: {reason}")
+
+
+def _locked_payment(session: Session, payment_id: int) -> Payment | None:
+    return session.exec(select(Payment).where(Payment.id == payment_id).with_for_update()).first()

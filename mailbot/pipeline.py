@@ -25,14 +25,22 @@ from mailbot import forms
 from mailbot.archive import read_raw, store_raw
 from mailbot.classify import MessageKind, classify
 from mailbot.crashpoints import crash_point
-from mailbot.handlers import applications, correspondence
+from mailbot.handlers import (
+    applications,
+    contacts,
+    correspondence,
+    orders,
+    statements,
+    subscriptions,
+    support,
+)
 from mailbot.intake.base import Intake, OversizedMessage, RawMessage
 from mailbot.message import ParsedMessage, parse_message
 from mailbot.outbox import backoff
 from mailbot.render import FileAttachment
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
-from mailbot.storage.models import Application, InboundMessage, InboundStatus
+from mailbot.storage.models import Application, Client, InboundMessage, InboundStatus
 from mailbot.storage.models import ApplicationState as S
 from mailbot.storage.queries import (
     application_by_number,
@@ -60,8 +68,14 @@ class PassReport:
 
 def take_in(rt: Runtime, intake: Intake) -> int:
     """Archive and record every message in the mailbox not archived yet; returns how many."""
+    with transaction(rt.engine) as session:
+        waiting = set(
+            session.exec(
+                select(InboundMessage.key).where(col(InboundMessage.acknowledged).is_(False))
+            )
+        )
     count = 0
-    for item in intake.fetch_new():
+    for item in intake.fetch_new(known=waiting.__contains__):
         with transaction(rt.engine) as session:
             if inbound_by_key(session, item.key) is not None:
                 continue
@@ -110,7 +124,7 @@ def archive_one(rt: Runtime, item: RawMessage | OversizedMessage) -> InboundMess
         if existing is not None:
             return existing
         twin = inbound_by_sha(session, sha)
-        head = parse_message(data[:65536]) if data else None
+        head = parse_message(data, headers_only=True) if data else None
         row = InboundMessage(
             key=item.key,
             sha256=sha,
@@ -147,10 +161,14 @@ def archive_one(rt: Runtime, item: RawMessage | OversizedMessage) -> InboundMess
     return row
 
 
-def process_pending(rt: Runtime) -> int:
-    """Process every archived message, one transaction each; a failure parks the message."""
+def process_pending(rt: Runtime, stop: Callable[[], bool] = lambda: False) -> int:
+    """Process every archived message, one transaction each; a failure parks the message.
+
+    `stop()` is asked before each message: True ends the pass (the lease of the rest of
+    the batch runs out, or the next start releases it).
+    """
     done = 0
-    while True:
+    while not stop():
         with transaction(rt.engine) as session:
             batch = claim_inbound(
                 session, now=rt.clock(), lease=LEASE, max_attempts=rt.settings.limits.max_attempts
@@ -158,8 +176,11 @@ def process_pending(rt: Runtime) -> int:
         if not batch:
             return done
         for inbound in batch:
+            if stop():
+                return done
             _process_safely(rt, inbound)
             done += 1
+    return done
 
 
 def _process_safely(rt: Runtime, inbound: InboundMessage) -> None:
@@ -267,6 +288,7 @@ def _dispatch(
         authserv_id=rt.settings.authserv_id,
         in_thread=app is not None,
         known_client=client is not None,
+        in_ticket=app is None and support.ticket_for(session, msg) is not None,
     )
     inbound.kind, inbound.reason = c.kind, c.reason
     if app is not None:
@@ -287,12 +309,47 @@ def _thread_reply(
     client: object,
 ) -> str:
     assert isinstance(app, Application)  # noqa: S101 - in_thread implies an application
+    assert client is None or isinstance(client, Client)  # noqa: S101
     has_files = any(a for a in applications.pick(msg)[:2])
+    by_db = app.kind == "order" and app.form_inbound_id is None  # requisites from the database
+    if app.state == S.needs_fix and has_files and by_db:
+        return orders.correction(session, rt, app, inbound, msg)
     if app.state == S.needs_fix and has_files:
         return applications.correction(session, rt, app, inbound, msg)
     if has_files and app.state in (S.issued, S.cancelled, S.expired):
-        return applications.new_application(session, rt, inbound, msg)
-    return correspondence.status_reply(session, rt, inbound, msg, None)
+        return _application(session, rt, inbound, msg, raw, None, client)
+    return correspondence.status_reply(session, rt, inbound, msg, client)
+
+
+def _application(
+    session: Session,
+    rt: Runtime,
+    inbound: InboundMessage,
+    msg: ParsedMessage,
+    raw: bytes,
+    app: object,
+    client: object,
+) -> str:
+    """A product list alone from a registered address is an order; the rest, applications."""
+    assert client is None or isinstance(client, Client)  # noqa: S101
+    if client is not None and orders.is_order(msg, client):
+        return orders.new_order(session, rt, inbound, msg, client)
+    return applications.new_application(session, rt, inbound, msg)
+
+
+def _contact_change(
+    session: Session,
+    rt: Runtime,
+    inbound: InboundMessage,
+    msg: ParsedMessage,
+    raw: bytes,
+    app: object,
+    client: object,
+) -> str:
+    """A contact change request; a mail naming no field we know becomes a support ticket."""
+    assert isinstance(client, Client)  # noqa: S101 - classified for known clients only
+    outcome = contacts.request_change(session, rt, inbound, msg, client)
+    return outcome or support.open_ticket(session, rt, inbound, msg, client)
 
 
 def blank_forms(rt: Runtime) -> tuple[FileAttachment, ...]:
@@ -314,16 +371,21 @@ def blank_forms(rt: Runtime) -> tuple[FileAttachment, ...]:
 Handler = Callable[..., str]
 _HANDLERS: dict[str, Handler] = {
     MessageKind.bounce: lambda s, rt, i, m, raw, a, c: correspondence.bounce(s, rt, i, raw),
-    MessageKind.thread_reply: _thread_reply,
-    MessageKind.application: lambda s, rt, i, m, raw, a, c: applications.new_application(
+    MessageKind.statement: lambda s, rt, i, m, raw, a, c: statements.statement(s, rt, i, m),
+    MessageKind.statement_unverified: lambda s, rt, i, m, raw, a, c: statements.unverified(
         s, rt, i, m
+    ),
+    MessageKind.thread_reply: _thread_reply,
+    MessageKind.application: _application,
+    MessageKind.ticket_reply: lambda s, rt, i, m, raw, a, c: support.ticket_reply(s, rt, i, m),
+    MessageKind.contact_change: _contact_change,
+    MessageKind.unsubscribe: lambda s, rt, i, m, raw, a, c: subscriptions.unsubscribe(
+        s, rt, i, m, c
     ),
     MessageKind.status_request: lambda s, rt, i, m, raw, a, c: correspondence.status_reply(
         s, rt, i, m, c
     ),
-    MessageKind.client_mail: lambda s, rt, i, m, raw, a, c: correspondence.support_ticket(
-        s, rt, i, m, c
-    ),
+    MessageKind.client_mail: lambda s, rt, i, m, raw, a, c: support.open_ticket(s, rt, i, m, c),
     MessageKind.unknown_sender: lambda s, rt, i, m, raw, a, c: correspondence.instructions(
         s, rt, i, m, blank_forms(rt)
     ),

@@ -3,7 +3,8 @@
 `Transport` is synchronous, so the transport owns a private event loop and runs each
 delivery on it. Replies map onto `DeliveryError`: 5xx to MAIL/RCPT/DATA is permanent;
 4xx, timeouts, dropped connections and connect/TLS/AUTH trouble are transient (they say
-nothing about the message, so the outbox retries it instead of failing it).
+nothing about the message, so the outbox retries it instead of failing it). A connection
+lost while DATA was under way is `DeliveryUnknown`: the server may have taken the mail.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from aiosmtplib import (
     SMTP,
     SMTPException,
     SMTPNotSupported,
-    SMTPRecipientsRefused,
+    SMTPRecipientRefused,
     SMTPResponseException,
 )
 
-from mailbot.transport import DeliveryError, Envelope
+from mailbot.transport import DeliveryError, DeliveryUnknown, Envelope
 
 log = structlog.get_logger()
 SECURITY = ("ssl", "starttls", "none")
@@ -139,33 +140,62 @@ class SmtpTransport:
 
     async def _deliver(self, data: bytes, env: Envelope) -> None:
         smtp = await self._connection()
-        options = ["SMTPUTF8"] if _needs_smtputf8(env) else []
         try:
-            refused, _reply = await smtp.sendmail(
-                env.mail_from, list(env.recipients), data, mail_options=options
-            )
-        except SMTPRecipientsRefused as exc:
-            codes = {r.recipient: r.code for r in exc.recipients}
-            permanent = all(code >= 500 for code in codes.values())
-            raise DeliveryError(f"all recipients refused: {codes}", permanent=permanent) from exc
+            refused = await self._envelope(smtp, env)
+            await self._data(smtp, data, env)
         except SMTPResponseException as exc:
             if exc.code == 421 or not smtp.is_connected:
                 self._drop()
+            else:
+                await self._rset(smtp)
             raise DeliveryError(f"{exc.code} {exc.message}", permanent=exc.code >= 500) from exc
         except (SMTPNotSupported, ValueError) as exc:  # SMTPUTF8 missing, bad address
+            await self._rset(smtp)
             raise DeliveryError(str(exc), permanent=True) from exc
-        except (SMTPException, OSError) as exc:  # dropped, timed out
+        except (SMTPException, OSError) as exc:  # dropped or timed out before DATA ended
             self._drop()
             raise DeliveryError(f"SMTP delivery interrupted: {exc}", permanent=False) from exc
         finally:
             self._last_used = time.monotonic()
         if refused:
-            log.warning(
-                "smtp_recipients_refused",
-                message_id=env.message_id,
-                refused={r: resp.code for r, resp in refused.items()},
-            )
+            log.warning("smtp_recipients_refused", message_id=env.message_id, refused=refused)
         log.info("mail_sent", message_id=env.message_id, recipients=len(env.recipients))
+
+    async def _envelope(self, smtp: SMTP, env: Envelope) -> dict[str, int]:
+        """MAIL FROM and RCPT TO; return the refused recipients (DeliveryError if all)."""
+        utf8 = _needs_smtputf8(env)
+        if utf8 and not smtp.supports_extension("smtputf8"):
+            raise SMTPNotSupported("SMTPUTF8 is not supported by this server")
+        encoding = "utf-8" if utf8 else "ascii"
+        await smtp.mail(env.mail_from, options=["SMTPUTF8"] if utf8 else [], encoding=encoding)
+        refused: dict[str, int] = {}
+        for rcpt in env.recipients:
+            try:
+                await smtp.rcpt(rcpt, encoding=encoding)
+            except SMTPRecipientRefused as exc:
+                refused[rcpt] = exc.code
+        if len(refused) == len(env.recipients):
+            await self._rset(smtp)
+            permanent = all(code >= 500 for code in refused.values())
+            raise DeliveryError(f"all recipients refused: {refused}", permanent=permanent)
+        return refused
+
+    async def _data(self, smtp: SMTP, data: bytes, env: Envelope) -> None:
+        """DATA; a connection lost once the data went out leaves the outcome unknown."""
+        try:
+            await smtp.data(data)
+        except (SMTPResponseException, SMTPNotSupported):
+            raise
+        except (SMTPException, OSError) as exc:
+            self._drop()
+            log.warning("smtp_outcome_unknown", message_id=env.message_id, error=repr(exc))
+            raise DeliveryUnknown(f"connection lost during DATA, may be delivered: {exc}") from exc
+
+    async def _rset(self, smtp: SMTP) -> None:
+        try:
+            await smtp.rset()
+        except (SMTPException, OSError):
+            self._drop()
 
     async def _check(self) -> str:
         smtp = await self._connection()

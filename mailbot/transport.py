@@ -14,6 +14,17 @@ class DeliveryError(Exception):
         self.permanent = permanent
 
 
+class DeliveryUnknown(DeliveryError):
+    """The connection broke after the message data was sent: it may have been delivered.
+
+    Transient: the outbox retries with the same Message-ID (the receiving side may drop
+    the duplicate) and records that the outcome was unknown.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=False)
+
+
 @dataclass(frozen=True)
 class Envelope:
     """SMTP envelope of one outgoing message."""

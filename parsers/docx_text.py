@@ -24,6 +24,9 @@ _TEXT = {
 }
 
 
+MAX_DEPTH = 24  # wrappers and nested tables deeper than this are hostile, not forms
+
+
 @dataclass(frozen=True)
 class Block:
     """A paragraph (one cell) or a table row (its cells' texts)."""
@@ -32,13 +35,15 @@ class Block:
     in_table: bool
 
 
-def _children(el: Element, wanted: set[str]) -> Iterator[Element]:
+def _children(el: Element, wanted: set[str], depth: int = 0) -> Iterator[Element]:
     """Yield children with a wanted tag, looking through content controls and wrappers."""
+    if depth > MAX_DEPTH:
+        return
     for child in el:
         if child.tag in wanted:
             yield child
         elif child.tag in _WRAPPERS:
-            yield from _children(child, wanted)
+            yield from _children(child, wanted, depth + 1)
 
 
 def paragraph_text(p: Element) -> str:
@@ -51,20 +56,20 @@ def paragraph_text(p: Element) -> str:
     return " ".join("".join(parts).split())
 
 
-def _cell(tc: Element, nested: list[Block]) -> str:
+def _cell(tc: Element, nested: list[Block], depth: int) -> str:
     texts: list[str] = []
     for child in _children(tc, {_P, _TBL}):
         if child.tag == _P:
             texts.append(paragraph_text(child))
-        else:
-            nested.extend(_table(child))
+        elif depth < MAX_DEPTH:
+            nested.extend(_table(child, depth + 1))
     return " ".join(t for t in texts if t)
 
 
-def _table(tbl: Element) -> Iterator[Block]:
+def _table(tbl: Element, depth: int = 0) -> Iterator[Block]:
     for tr in _children(tbl, {_TR}):
         nested: list[Block] = []
-        cells = tuple(_cell(tc, nested) for tc in _children(tr, {_TC}))
+        cells = tuple(_cell(tc, nested, depth) for tc in _children(tr, {_TC}))
         yield Block(cells, in_table=True)
         yield from nested
 

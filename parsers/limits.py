@@ -137,7 +137,28 @@ def check_open_zip(zf: zipfile.ZipFile, where: Location, limits: Limits) -> list
     types = read_entry(zf, "[Content_Types].xml") or b""
     if b"macroEnabled" in types:
         return [Problem(ProblemCode.file_macros, where)]
+    if any(_declares_dtd(zf, i) for i in infos if i.filename.lower().endswith(_XML_PARTS)):
+        return [Problem(ProblemCode.file_damaged, where)]
     return []
+
+
+_XML_PARTS = (".xml", ".rels")
+_DTD_MARKS = tuple(
+    mark.encode(enc) for mark in ("<!DOCTYPE", "<!ENTITY") for enc in ("ascii", "utf-16-le")
+)
+
+
+def _declares_dtd(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    """True when an XML part starts with a DTD or entity declaration (Office never writes one).
+
+    calamine does not expand entities, but no document library gets to see a DTD at all.
+    """
+    try:
+        with zf.open(info) as f:
+            head = f.read(4096).upper()
+    except ZIP_ERRORS:
+        return False  # a damaged entry is reported by whoever reads it
+    return any(mark.upper() in head for mark in _DTD_MARKS)
 
 
 def read_entry(zf: zipfile.ZipFile, name: str) -> bytes | None:

@@ -64,6 +64,7 @@ class ProblemCode(StrEnum):
     file_empty = "file_empty"
     file_missing = "file_missing"  # one of the two forms is not attached at all
     zip_bomb = "zip_bomb"
+    file_too_complex = "file_too_complex"  # the guarded parse ran out of time or memory
 
 
 class Document(StrEnum):
@@ -97,6 +98,10 @@ class Problem:
     def __post_init__(self) -> None:
         if not isinstance(self.params, MappingProxyType):
             object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+    def __reduce__(self) -> tuple[type[Problem], tuple[object, ...]]:
+        """Pickle with params as a dict (a mappingproxy cannot be pickled; see mailbot.guard)."""
+        return (Problem, (self.code, self.location, self.value, dict(self.params)))
 
 
 @dataclass

@@ -13,7 +13,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
+from xml.etree.ElementTree import Element
 
+import defusedxml.ElementTree as DefusedET
+from defusedxml import DefusedXmlException
 from python_calamine import CalamineError, CalamineWorkbook, PasswordError, SheetVisibleEnum
 
 from mailbot.parsers.container import Kind
@@ -76,7 +79,7 @@ def read_grid(
         except csv.Error:
             return None, [Problem(ProblemCode.file_damaged, where)]
     try:
-        grid = _read_workbook(data, limits)
+        grid = _read_workbook(data, kind, limits)
     except PasswordError:
         return None, [Problem(ProblemCode.file_encrypted, where)]
     except (CalamineError, ValueError, IndexError, OverflowError, OSError):
@@ -86,7 +89,7 @@ def read_grid(
     return grid, []
 
 
-def _read_workbook(data: bytes, limits: Limits) -> Grid | None:
+def _read_workbook(data: bytes, kind: Kind, limits: Limits) -> Grid | None:
     with CalamineWorkbook.from_filelike(io.BytesIO(data)) as wb:
         visible = [m.name for m in wb.sheets_metadata if m.visible == SheetVisibleEnum.Visible]
         for name in visible or wb.sheet_names:
@@ -97,18 +100,26 @@ def _read_workbook(data: bytes, limits: Limits) -> Grid | None:
             rows = cast(list[list[Raw]], sheet.to_python(skip_empty_area=False, nrows=cap))
             if not any(v != "" for r in rows for v in r):
                 continue
-            _fill_merged(rows, sheet.merged_cell_ranges or [])
+            merged = sheet.merged_cell_ranges
+            if merged is None and kind is Kind.ods:  # calamine reports merges of xlsx/xls only
+                merged = ods_merges(data, name, len(rows))
+            _fill_merged(rows, merged or [])
             return Grid(name, rows)
     return None
 
 
 _Range = tuple[tuple[int, int], tuple[int, int]]
+MAX_MERGE_CELLS = 1_000_000  # a product type merged down 10,000 rows × 100 columns still fits
 
 
 def _fill_merged(rows: list[list[Raw]], ranges: Sequence[_Range]) -> None:
-    """Copy a merged range's top-left value into its other cells (clipped to the data)."""
+    """Copy a merged range's top-left value into its other cells (clipped to the data).
+
+    A range over MAX_MERGE_CELLS cells (the whole sheet, say) is no table layout: ignored.
+    """
     for (r0, c0), (r1, c1) in ranges:
-        if r0 >= len(rows) or c0 >= len(rows[r0]):
+        too_big = (r1 - r0 + 1) * (c1 - c0 + 1) > MAX_MERGE_CELLS
+        if too_big or r0 >= len(rows) or c0 >= len(rows[r0]):
             continue
         value = rows[r0][c0]
         for r in range(r0, min(r1, len(rows) - 1) + 1):
@@ -116,6 +127,49 @@ def _fill_merged(rows: list[list[Raw]], ranges: Sequence[_Range]) -> None:
             for c in range(c0, min(c1, len(row) - 1) + 1):
                 if row[c] == "":
                     row[c] = value
+
+
+_T = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
+_CELLS = {f"{_T}table-cell", f"{_T}covered-table-cell"}
+
+
+def _span(el: Element, attr: str) -> int:
+    try:
+        return max(1, int(el.get(f"{_T}{attr}", "1")))
+    except ValueError:
+        return 1
+
+
+def ods_merges(data: bytes, sheet: str, nrows: int) -> list[_Range]:
+    """Return the merged ranges of one .ods sheet (table:number-*-spanned), rows < nrows."""
+    zf = open_zip(data)
+    raw = read_entry(zf, "content.xml") if zf is not None else None
+    if raw is None:
+        return []
+    found: list[_Range] = []
+    active, r, c = False, 0, 0
+    try:
+        for event, el in DefusedET.iterparse(io.BytesIO(raw), ("start", "end"), forbid_dtd=True):
+            if el.tag == f"{_T}table":
+                active = event == "start" and el.get(f"{_T}name") == sheet
+                if not active and found:
+                    break
+            elif not active or r >= nrows:
+                continue
+            elif el.tag == f"{_T}table-row":
+                if event == "start":
+                    c = 0
+                else:
+                    r += _span(el, "number-rows-repeated")
+                    el.clear()
+            elif el.tag in _CELLS and event == "start":
+                rs, cs = _span(el, "number-rows-spanned"), _span(el, "number-columns-spanned")
+                if rs > 1 or cs > 1:
+                    found.append(((r, c), (r + rs - 1, c + cs - 1)))
+                c += _span(el, "number-columns-repeated")
+    except (DefusedET.ParseError, DefusedXmlException):
+        return []
+    return found
 
 
 def _decode(data: bytes) -> str:

@@ -136,7 +136,7 @@ class MailStack:
     def _relay_argv(self) -> list[str]:
         argv = [sys.executable, str(RELAY), "--listen", str(self.smtp_port)]
         argv += ["--lmtp", str(self.lmtp_port), "--users", ",".join(self.users)]
-        argv += ["--password", self.password]
+        argv += ["--password", self.password, "--fault-file", str(self.dir / "relay.fault")]
         return argv + (["--catchall", self.catchall] if self.catchall else [])
 
     def start_dovecot(self) -> None:
@@ -158,6 +158,16 @@ class MailStack:
     def stop_relay(self) -> None:
         """Kill the SMTP relay: open SMTP connections drop, new ones are refused."""
         self._kill("relay")
+
+    def set_relay_fault(self, fault: str | None) -> None:
+        """Make the relay answer DATA with a fault until cleared with None.
+
+        `4xx` (451, nothing delivered), `5xx` (554, nothing delivered), or
+        `drop-after-data` (delivered, then the connection drops without an answer).
+        """
+        if fault not in (None, "4xx", "5xx", "drop-after-data"):
+            raise ValueError(f"unknown relay fault {fault!r}")
+        (self.dir / "relay.fault").write_text(fault or "")
 
     def stop(self) -> None:
         """Kill every process of the stack and remove the spill directory. Idempotent."""
@@ -351,8 +361,8 @@ def start_mailstack(
         if shutil.which(prog) is None:
             raise MailStackError(f"{prog} missing. {INSTALL_HINT}")
     d = Path(dir).resolve()
-    if len(str(d)) > 80:
-        raise MailStackError(f"{d}: too long for Dovecot's unix sockets (> 80 characters)")
+    if len(str(d)) > 70:  # + /run/token-login/imap-urlauth must fit in 108 bytes
+        raise MailStackError(f"{d}: too long for Dovecot's unix sockets (> 70 characters)")
     if catchall is not None and catchall.lower() not in {u.lower() for u in users}:
         raise MailStackError(f"catchall {catchall} is not one of {users}")
     for sub in ("run", "state", "log"):
@@ -410,15 +420,20 @@ def mailstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailStack]:
 
 
 @pytest.fixture
-def mailstack_factory(tmp_path: Path) -> Iterator[Callable[..., MailStack]]:
-    """Return start(**kwargs) -> a stack of the test's own, stopped after the test."""
+def mailstack_factory() -> Iterator[Callable[..., MailStack]]:
+    """Return start(**kwargs) -> a stack of the test's own, stopped after the test.
+
+    Each stack lives in a short /tmp/ms-* folder, not under tmp_path: under xdist a test's
+    tmp_path plus Dovecot's run/token-login/imap-urlauth outgrows a unix socket name.
+    """
     started: list[MailStack] = []
 
     def start(**kwargs: Any) -> MailStack:
-        stack = _start_or_fail(tmp_path / f"stack{len(started)}", **kwargs)
+        stack = _start_or_fail(Path(tempfile.mkdtemp(prefix="ms-", dir="/tmp")), **kwargs)
         started.append(stack)
         return stack
 
     yield start
     for stack in started:
         stack.stop()
+        shutil.rmtree(stack.dir, ignore_errors=True)

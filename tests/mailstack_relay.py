@@ -5,6 +5,11 @@ in the recipient's INBOX. Unknown recipients get 550 unless --catchall names a u
 receives the message with an `X-Original-To` header. Dovecot down: 451. AUTH PLAIN/LOGIN
 accepts the users with --password; it is offered, not required.
 
+Faults: with --fault-file, the file's first word (read at every DATA) is the fault to play
+until it changes: `4xx` answers 451 without delivering, `5xx` answers 554 without
+delivering, `drop-after-data` delivers and then drops the connection without an answer
+(the sender cannot know it was delivered). Empty or missing: normal service.
+
     python tests/mailstack_relay.py --listen PORT --lmtp PORT --users a@x,b@x [--catchall a@x]
 """
 
@@ -16,6 +21,7 @@ import contextlib
 import signal
 import smtplib
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -24,13 +30,21 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 class Relay:
     """aiosmtpd handler: RCPT checks the user list, DATA delivers over LMTP."""
 
-    def __init__(self, lmtp_port: int, users: set[str], catchall: str | None, password: str):
+    def __init__(
+        self,
+        lmtp_port: int,
+        users: set[str],
+        catchall: str | None,
+        password: str,
+        fault_file: Path | None = None,
+    ):
         self.lmtp_port, self.users, self.catchall, self.password = (
             lmtp_port,
             users,
             catchall,
             password,
         )
+        self.fault_file = fault_file
         self.conn: smtplib.LMTP | None = None
         self.worker = ThreadPoolExecutor(1)  # owns `conn`: one delivery at a time
 
@@ -46,7 +60,28 @@ class Relay:
         envelope.rcpt_tos.append(addr)
         return "250 OK"
 
+    def fault(self) -> str:
+        """The fault to play now: the first word of the fault file, or ''."""
+        if self.fault_file is None:
+            return ""
+        try:
+            words = self.fault_file.read_text().split()
+        except OSError:
+            return ""
+        return words[0] if words else ""
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        fault = self.fault()
+        if fault == "4xx":
+            return "451 4.3.0 fault injected: try again later"
+        if fault == "5xx":
+            return "554 5.6.0 fault injected: message refused"
+        reply = await self._relay(envelope)
+        if fault == "drop-after-data" and reply.startswith("250"):
+            server.transport.abort()  # delivered, but the sender never hears so
+        return reply
+
+    async def _relay(self, envelope: Any) -> str:
         data = envelope.original_content
         if getattr(envelope, "original", None):
             data = b"X-Original-To: " + ", ".join(envelope.original).encode() + b"\r\n" + data
@@ -108,7 +143,8 @@ class Relay:
 
 async def serve(a: argparse.Namespace) -> None:
     users = {u.lower() for u in a.users.split(",") if u}
-    relay = Relay(a.lmtp, users, a.catchall.lower() if a.catchall else None, a.password)
+    fault_file = Path(a.fault_file) if a.fault_file else None
+    relay = Relay(a.lmtp, users, a.catchall.lower() if a.catchall else None, a.password, fault_file)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: SMTP(
@@ -137,6 +173,7 @@ def main() -> None:
     ap.add_argument("--users", required=True)
     ap.add_argument("--password", default="secret")
     ap.add_argument("--catchall")
+    ap.add_argument("--fault-file", help="file naming the fault to play (see above)")
     asyncio.run(serve(ap.parse_args()))
 
 

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import sys
 
-from mailbot.cli import records  # noqa: F401 - registers its commands
+from mailbot.cli import (
+    clients,  # noqa: F401 - registers its commands
+    clients_mail,  # noqa: F401 - registers its commands
+    forms,  # noqa: F401 - registers its commands
+    ops,  # noqa: F401 - registers its commands
+    payments,  # noqa: F401 - registers its commands
+    pool,  # noqa: F401 - registers its commands
+    records,  # noqa: F401 - registers its commands
+)
 from mailbot.cli.base import app
 
 

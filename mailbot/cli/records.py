@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 
 from mailbot.cli.base import app, fail, group, out, runtime, settings
 from mailbot.storage.db import transaction
@@ -27,10 +26,8 @@ from mailbot.storage.models import (
 applications_app = group("applications", "Applications and their states.")
 invoices_app = group("invoices", "Invoices: list, mark paid.")
 outbox_app = group("outbox", "Outgoing mail.")
-forms_app = group("forms", "Our blank forms and samples.")
 db_app = group("db", "Database schema.")
 messages_app = group("messages", "Inbound messages.")
-pool_app = group("pool", "The barcode pool.")
 
 
 @db_app.command("upgrade")
@@ -248,29 +245,3 @@ def messages_retry(message: Annotated[str, typer.Argument(help="id, e.g. m12 or 
         row.lease_until, row.lease_owner = None, ""
         session.add(row)
     out.print(f"message {message} will be processed on the next pass")
-
-
-@pool_app.command("status")
-def pool_status() -> None:
-    """Used and free codes per prefix."""
-    from mailbot.pool import pool_states, sync_prefixes
-
-    rt = runtime()
-    table = Table("prefix", "capacity", "used", "free", "active")
-    with transaction(rt.engine) as session:
-        sync_prefixes(session, rt.settings.prefixes, now=rt.clock())
-        for p in pool_states(session):
-            table.add_row(p.prefix, str(p.capacity), str(p.used), str(p.free), str(p.active))
-        issued = session.exec(select(func.count(col(Barcode.id)))).one()
-    out.print(table)
-    out.print(f"codes issued in total: {issued}")
-
-
-@forms_app.command("export")
-def forms_export(directory: Path) -> None:
-    """Write the blank forms, the product types list and filled samples into DIRECTORY."""
-    from mailbot.forms import export_forms
-    from mailbot.runtime import shipped_product_types
-
-    for path in export_forms(directory, shipped_product_types()):
-        out.print(str(path))

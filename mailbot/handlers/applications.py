@@ -11,7 +11,8 @@ from sqlmodel import Session, col, delete
 from mailbot.archive import read_raw
 from mailbot.classify import FORM_EXTS, extension
 from mailbot.documents.invoice_pdf import render_invoice_pdf
-from mailbot.invoices import create_invoice, invoice_doc
+from mailbot.guard import Budget, guarded
+from mailbot.invoices import create_invoice, invoice_doc, opening_event
 from mailbot.message import Attachment, ParsedMessage, parse_message
 from mailbot.outbox import enqueue
 from mailbot.parsers.application_docx import ApplicationForm, parse_application
@@ -117,6 +118,8 @@ def read_files(
     prod_att = _attachment_from(rt, session, app.products_inbound_id, "products")
     form: ApplicationForm | None = None
     rows: list[ParsedRow] = []
+    lim, limits, types = rt.settings.limits, rt.parse_limits, rt.product_types
+    budget = Budget(seconds=lim.parse_seconds, memory_mb=lim.parse_memory_mb)
     for att in pick(msg)[2]:
         problems.append(
             Problem(ProblemCode.file_wrong_format, Location(file=att.filename), value=att.filename)
@@ -124,13 +127,21 @@ def read_files(
     if form_att is None:
         problems.append(_missing(Document.application, "Заявление о регистрации (.docx)"))
     else:
-        parsed = parse_application(form_att.data, form_att.filename, limits=rt.parse_limits)
+        data, name = form_att.data, form_att.filename
+        parsed = guarded(
+            lambda: parse_application(data, name, limits=limits),
+            Location(file=name, document=Document.application),
+            budget,
+        )
         form, problems = parsed.value, problems + parsed.problems
     if prod_att is None:
         problems.append(_missing(Document.products, "Перечень продукции (.xlsx)"))
     else:
-        result = parse_products(
-            prod_att.data, prod_att.filename, limits=rt.parse_limits, product_types=rt.product_types
+        pdata, pname = prod_att.data, prod_att.filename
+        result = guarded(
+            lambda: parse_products(pdata, pname, limits=limits, product_types=types),
+            Location(file=pname, document=Document.products),
+            budget,
         )
         rows, problems = list(result.value or []), problems + result.problems
     if form is not None and rows and form_att and prod_att:
@@ -175,6 +186,8 @@ def evaluate(
     form, rows, problems = read_files(session, rt, app, msg)
     cid = inbound.correlation_id
     if problems or form is None:
+        from mailbot.pipeline import blank_forms  # the pipeline imports this module
+
         app.problems = [_problem_dict(p) for p in problems]
         must(
             transition(
@@ -193,7 +206,9 @@ def evaluate(
             "service": rt.settings.service,
         }
         body = render_body(rt.env, "problems", text_ctx)
-        _reply(session, rt, app, inbound, msg, kind="problems", body=body)
+        _reply(
+            session, rt, app, inbound, msg, kind="problems", body=body, attachments=blank_forms(rt)
+        )
         return "needs_fix"
     app.form, app.problems = _form_dict(form), []
     _store_rows(session, app.id, rows)
@@ -218,7 +233,7 @@ def evaluate(
         transition(
             session,
             app,
-            "invoice_issued",
+            opening_event(invoice),
             now=now,
             correlation_id=cid,
             data={"invoice": invoice.number},

@@ -21,9 +21,8 @@ from mailbot.storage.models import (
     Invoice,
     OutboxMessage,
     OutboxStatus,
-    SupportTicket,
 )
-from mailbot.storage.queries import next_number, record_event
+from mailbot.storage.queries import record_event
 
 log = structlog.get_logger()
 STATE_TEXT = {
@@ -121,55 +120,6 @@ def status_reply(
         rate_limit=rt.settings.limits.replies_per_sender_per_hour,
     )
     return f"status of {len(items)}"
-
-
-def support_ticket(
-    session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage, client: Client
-) -> str:
-    """Open «Обращение №N» and acknowledge it in the thread."""
-    now = rt.clock()
-    seq = next_number(session, "ticket", now.year)
-    ticket = SupportTicket(
-        number=f"{now.year}-{seq:05d}",
-        client_id=client.id,
-        sender=msg.from_addr,
-        subject=msg.subject,
-        root_message_id=msg.message_id,
-        created_at=now,
-    )
-    session.add(ticket)
-    session.flush()
-    assert ticket.id is not None  # noqa: S101
-    record_event(
-        session,
-        entity="ticket",
-        entity_id=ticket.id,
-        event="ticket_opened",
-        at=now,
-        to_state="open",
-        correlation_id=inbound.correlation_id,
-    )
-    body = render_body(rt.env, "ticket_ack", {"ticket": ticket, "service": rt.settings.service})
-    subject = f"Re: {msg.subject or 'Обращение'} [Обращение №{ticket.number}]"
-    mail = Mail(
-        to=(reply_to(msg),),
-        subject=subject,
-        text=body,
-        in_reply_to=msg.message_id,
-        references=msg.references,
-    )
-    enqueue(
-        session,
-        mail,
-        dedupe_key=f"inbound:{inbound.id}:ticket",
-        kind="ticket_ack",
-        sender=rt.sender,
-        now=now,
-        inbound_id=inbound.id,
-        correlation_id=inbound.correlation_id,
-        rate_limit=rt.settings.limits.replies_per_sender_per_hour,
-    )
-    return f"ticket {ticket.number}"
 
 
 def instructions(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,8 +32,13 @@ class OversizedMessage:
 class Intake(Protocol):
     """A mailbox mailbot reads. Messages stay until acknowledged."""
 
-    def fetch_new(self) -> Iterator[RawMessage | OversizedMessage]:
-        """Yield every message not yet acknowledged, oldest first."""
+    def fetch_new(
+        self, known: Callable[[str], bool] | None = None
+    ) -> Iterator[RawMessage | OversizedMessage]:
+        """Yield every message not yet acknowledged, oldest first.
+
+        Messages whose key `known` says is archived already are skipped, not downloaded.
+        """
         ...
 
     def acknowledge(self, key: str, *, quarantine: bool = False, reason: str = "") -> None:

@@ -110,6 +110,7 @@ class ImapIntake:
         self._selected: tuple[str, int] | None = None  # (mailbox, uidvalidity)
         self._folders: set[str] = set()
         self._seen: tuple[int, int] = (0, 1)  # (uidvalidity, next uid not yet yielded)
+        self._idling = False  # inside IDLE: the session cannot take commands
 
     def __repr__(self) -> str:
         return f"ImapIntake({self._s!r})"
@@ -148,7 +149,7 @@ class ImapIntake:
 
     def _drop(self) -> None:
         _shutdown(self._client)
-        self._client, self._selected = None, None
+        self._client, self._selected, self._idling = None, None, False
         self._folders.clear()
 
     def _call(self, op: Callable[[Any], T]) -> T:
@@ -192,11 +193,21 @@ class ImapIntake:
         self._folders.add(folder)
 
     # ------------------------------------------------------------------ Intake
-    def fetch_new(self) -> Iterator[RawMessage | OversizedMessage]:
-        """Yield every message in the mailbox, oldest UID first, bodies in batches."""
+    def fetch_new(
+        self, known: Callable[[str], bool] | None = None
+    ) -> Iterator[RawMessage | OversizedMessage]:
+        """Yield every message in the mailbox, oldest UID first, bodies in batches.
+
+        UIDs whose key `known` says is archived already are skipped without a FETCH.
+        """
         mailbox = self._s.mailbox
         uidvalidity, sizes = self._call(lambda c: self._list(c, mailbox))
         uids = sorted(sizes)
+        if known is not None:
+            skipped = {u for u in uids if known(make_key(mailbox, uidvalidity, u))}
+            if skipped:
+                self._seen = (uidvalidity, max(self._seen[1], max(skipped) + 1))
+                uids = [u for u in uids if u not in skipped]
         step = max(1, self._s.batch_size)
         for i in range(0, len(uids), step):
             batch = uids[i : i + step]
@@ -306,17 +317,19 @@ class ImapIntake:
     def _idle(self, client: Any, deadline: float) -> bool:
         while True:
             client.idle()
+            self._idling = True
             renew = time.monotonic() + self._s.idle_seconds
             log.debug("imap_idle_started", mailbox=self._s.mailbox)
             result = _idle_until(client, min(deadline, renew))
             client.idle_done()
+            self._idling = False
             if result or time.monotonic() >= deadline:
                 log.debug("imap_idle_done", new_mail=result)
                 return result
 
     def close(self) -> None:
-        """Log out (best effort) and forget the connection."""
-        if self._client is not None:
+        """Log out (best effort) and forget the connection; interrupted in IDLE: just drop it."""
+        if self._client is not None and not self._idling:
             try:
                 self._client.logout()
                 self._client = None

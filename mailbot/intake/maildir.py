@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import structlog
@@ -83,12 +83,17 @@ class MaildirIntake:
         found.sort(key=lambda t: (t[0], t[1]))
         return [p for _, _, p in found]
 
-    def fetch_new(self) -> Iterator[RawMessage | OversizedMessage]:
-        """Yield every message still in new/ or cur/, oldest first."""
+    def fetch_new(
+        self, known: Callable[[str], bool] | None = None
+    ) -> Iterator[RawMessage | OversizedMessage]:
+        """Yield every message still in new/ or cur/ (unless `known`), oldest first."""
         files = self._files()
         self._yielded &= {unique_name(p.name) for p in files}  # forget acknowledged ones
         for path in files:
             key = "maildir:" + unique_name(path.name)
+            if known is not None and known(key):
+                self._yielded.add(unique_name(path.name))
+                continue
             try:
                 size = path.stat().st_size
                 if size > self.max_bytes:

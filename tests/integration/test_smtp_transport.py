@@ -7,10 +7,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from sqlmodel import Session, col, select
 from structlog.testing import capture_logs
 
+from mailbot.outbox import SendReport, enqueue, send_due
+from mailbot.render import Mail
+from mailbot.runtime import Runtime
 from mailbot.smtp import SmtpSettings, SmtpTransport
+from mailbot.storage.db import transaction
+from mailbot.storage.models import Event, OutboxMessage
 from mailbot.transport import DeliveryError, Envelope
+from tests.conftest import FakeClock
 from tests.mailstack import MailStack, mailstack, mailstack_factory  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.mail
@@ -146,3 +153,147 @@ def test_check_with_a_wrong_password_fails_without_showing_it(
         transport.check()
     assert "wrong-password" not in str(err.value)
     assert "wrong-password" not in repr(transport)
+
+
+# ---------------------------------------------------------------- outbox over real SMTP
+@pytest.fixture
+def relay_fault(mailstack: MailStack) -> Iterator[Callable[[str | None], None]]:  # noqa: F811
+    """Set a relay fault for this test; cleared afterwards whatever happens."""
+    yield mailstack.set_relay_fault
+    mailstack.set_relay_fault(None)
+
+
+def queue_reply(rt: Runtime) -> OutboxMessage:
+    mail = Mail(to=(RCPT,), subject="Re: Заявка", text="Здравствуйте!\n")
+    with transaction(rt.engine) as session:
+        row = enqueue(
+            session,
+            mail,
+            dedupe_key=f"test:{uuid.uuid4().hex}",
+            kind="test",
+            sender=rt.sender,
+            now=rt.clock(),
+        )
+        session.expunge(row)
+    return row
+
+
+def send(rt: Runtime, transport: SmtpTransport) -> SendReport:
+    return send_due(rt.engine, transport, sender=rt.sender, vault=rt.vault, clock=rt.clock)
+
+
+def reload(rt: Runtime, row: OutboxMessage) -> OutboxMessage:
+    with Session(rt.engine) as session:
+        fresh = session.get(OutboxMessage, row.id)
+        assert fresh is not None
+        return fresh
+
+
+def events(rt: Runtime, row: OutboxMessage) -> list[tuple[str, dict[str, Any]]]:
+    with Session(rt.engine) as session:
+        found = session.exec(
+            select(Event)
+            .where(Event.entity == "outbox", Event.entity_id == row.id)
+            .order_by(col(Event.id))
+        )
+        return [(e.event, dict(e.data or {})) for e in found]
+
+
+def test_outbox_4xx_defers_with_backoff_then_delivers_exactly_once(
+    rt: Runtime,
+    clock: FakeClock,
+    mailstack: MailStack,  # noqa: F811
+    transport_for: Callable[..., SmtpTransport],
+    relay_fault: Callable[[str | None], None],
+) -> None:
+    row, transport = queue_reply(rt), transport_for()
+    relay_fault("4xx")
+    assert send(rt, transport) == SendReport(retried=1)
+    deferred = reload(rt, row)
+    assert (deferred.status, deferred.attempts) == ("pending", 1)
+    assert deferred.last_error.startswith("451")
+    relay_fault(None)
+    assert send(rt, transport) == SendReport()  # not due before the backoff ends
+    clock.advance(minutes=1)
+    assert send(rt, transport) == SendReport(sent=1)
+    assert reload(rt, row).status == "sent"
+    assert len(mailstack.by_message_id(RCPT, row.message_id)) == 1
+
+
+def test_outbox_5xx_fails_at_once_and_is_never_retried(
+    rt: Runtime,
+    clock: FakeClock,
+    mailstack: MailStack,  # noqa: F811
+    transport_for: Callable[..., SmtpTransport],
+    relay_fault: Callable[[str | None], None],
+) -> None:
+    row, transport = queue_reply(rt), transport_for()
+    relay_fault("5xx")
+    assert send(rt, transport) == SendReport(failed=1)
+    relay_fault(None)
+    clock.advance(hours=2)
+    assert send(rt, transport) == SendReport()
+    failed = reload(rt, row)
+    assert (failed.status, failed.attempts) == ("failed", 1)
+    assert failed.last_error.startswith("554")
+    assert mailstack.by_message_id(RCPT, row.message_id) == []
+
+
+def test_outbox_drop_after_data_is_retried_and_recorded_as_an_unknown_outcome(
+    rt: Runtime,
+    clock: FakeClock,
+    mailstack: MailStack,  # noqa: F811
+    transport_for: Callable[..., SmtpTransport],
+    relay_fault: Callable[[str | None], None],
+) -> None:
+    row, transport = queue_reply(rt), transport_for()
+    relay_fault("drop-after-data")
+    assert send(rt, transport) == SendReport(retried=1)
+    assert events(rt, row)[-1] == (
+        "mail_deferred",
+        {"error": reload(rt, row).last_error, "outcome_unknown": True},
+    )
+    relay_fault(None)
+    clock.advance(minutes=1)
+    assert send(rt, transport) == SendReport(sent=1)
+    assert reload(rt, row).status == "sent"
+    # The documented unknown-outcome case: the first copy did arrive; both share one
+    # Message-ID, so the receiving side can drop the second. Never a third.
+    copies = mailstack.by_message_id(RCPT, row.message_id)
+    assert len(copies) == 2
+
+
+def test_outbox_waits_out_a_server_that_is_down_and_then_delivers_once(
+    rt: Runtime,
+    clock: FakeClock,
+    mailstack_factory: Callable[..., MailStack],  # noqa: F811
+    transport_for: Callable[..., SmtpTransport],
+) -> None:
+    stack = mailstack_factory()
+    row, transport = queue_reply(rt), transport_for(stack)
+    stack.stop_relay()
+    assert send(rt, transport) == SendReport(retried=1)
+    assert "unavailable" in reload(rt, row).last_error
+    clock.advance(minutes=1)
+    assert send(rt, transport) == SendReport(retried=1)
+    stack.start_relay()
+    clock.advance(minutes=2)
+    assert send(rt, transport) == SendReport(sent=1)
+    assert (reload(rt, row).status, reload(rt, row).attempts) == ("sent", 3)
+    assert len(stack.by_message_id(RCPT, row.message_id)) == 1
+
+
+def test_outbox_gives_up_on_transient_failures_after_the_four_day_horizon(
+    rt: Runtime,
+    clock: FakeClock,
+    transport_for: Callable[..., SmtpTransport],
+    relay_fault: Callable[[str | None], None],
+) -> None:
+    row, transport = queue_reply(rt), transport_for()
+    relay_fault("4xx")
+    assert send(rt, transport) == SendReport(retried=1)
+    clock.advance(days=3, hours=23)
+    assert send(rt, transport) == SendReport(retried=1)
+    clock.advance(hours=1)
+    assert send(rt, transport) == SendReport(failed=1)
+    assert reload(rt, row).status == "failed"

@@ -26,6 +26,7 @@ PARAMS: dict[ProblemCode, dict[str, str]] = {
     ProblemCode.file_wrong_format: {"expected": "docx"},
     ProblemCode.file_too_large: {"max_mb": "20"},
     ProblemCode.zip_bomb: {"reason": "ratio"},
+    ProblemCode.file_too_complex: {"reason": "time", "seconds": "10"},
 }
 
 

@@ -1,0 +1,83 @@
+"""`mailbot clients list|show|reset-password`: registered clients and their credentials."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlmodel import col, func, select
+
+from mailbot.cli.base import fail, group, out, runtime
+from mailbot.credentials import reset_password
+from mailbot.storage.db import transaction
+from mailbot.storage.models import Application, Barcode, Client, ClientAddress
+
+clients_app = group("clients", "Registered clients and their logins.")
+
+
+@clients_app.command("list")
+def clients_list(limit: int = 200) -> None:
+    """Clients, newest first (passwords are never shown: only whether one is set)."""
+    rt = runtime()
+    table = Table("login", "inn", "kpp", "organisation", "email", "password", "created")
+    with transaction(rt.engine) as session:
+        for c in session.exec(select(Client).order_by(col(Client.id).desc()).limit(limit)):
+            table.add_row(
+                c.login or "—",
+                c.inn,
+                c.kpp,
+                c.org_name,
+                c.email,
+                _password_state(c),
+                c.created_at.strftime("%Y-%m-%d"),
+            )
+    out.print(table)
+
+
+def _password_state(c: Client) -> str:
+    if not c.password_hash:
+        return "none"
+    return "must change" if c.must_change else "set"
+
+
+@clients_app.command("show")
+def clients_show(
+    login: Annotated[str, typer.Argument(help="login (INN or INN-KPP) or INN")],
+) -> None:
+    """One client: requisites, addresses, applications and codes."""
+    rt = runtime()
+    with transaction(rt.engine) as session:
+        c = session.exec(select(Client).where(Client.login == login)).first()
+        c = c or session.exec(select(Client).where(Client.inn == login)).first()
+        if c is None:
+            fail(f"client {login} not found")
+        out.print(f"[bold]{c.login or '—'}[/] {c.org_name}", highlight=False)
+        out.print(f"  INN {c.inn}  KPP {c.kpp or '—'}  OGRN {c.ogrn or '—'}", highlight=False)
+        out.print(f"  e-mail {c.email}  phone {c.phone or '—'}  contact {c.contact_name or '—'}")
+        out.print(
+            f"  password: {_password_state(c)} (argon2id), issued {c.credentials_seq} time(s)"
+        )
+        out.print(f"  balance {c.balance} RUB, registered {c.created_at:%Y-%m-%d %H:%M}")
+        for a in session.exec(select(ClientAddress).where(ClientAddress.client_id == c.id)):
+            out.print(f"  address {a.address}")
+        for app in session.exec(select(Application).where(Application.client_id == c.id)):
+            codes = session.exec(
+                select(func.count(col(Barcode.id))).where(Barcode.application_id == app.id)
+            ).one()
+            out.print(f"  application {app.number}: {app.state}, {codes} codes")
+
+
+@clients_app.command("reset-password")
+def clients_reset_password(
+    login: Annotated[str, typer.Argument(help="the client's login (INN or INN-KPP)")],
+) -> None:
+    """Issue a new password and mail it to the client's registered address."""
+    rt = runtime()
+    result = reset_password(rt, login)
+    if result is None:
+        fail(f"client {login} not found")
+    out.print(
+        f"new password for {login} queued to {result}; it is sent on the next pass "
+        "(mailbot run) and shown nowhere else"
+    )

@@ -1,0 +1,243 @@
+"""Orders of a known client that sent only a product list from a registered address.
+
+The requisites come from the database (the client's row and its latest application), the
+list is validated like an application's, there is no registration fee, the balance pays
+first (`create_invoice`), and products that already have codes are flagged, not re-coded.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from mailbot.documents.invoice_pdf import render_invoice_pdf
+from mailbot.guard import Budget, guarded
+from mailbot.handlers.applications import (
+    _attachment_from,
+    _missing,
+    _problem_dict,
+    _store_rows,
+    pick,
+)
+from mailbot.invoices import create_invoice, invoice_doc, opening_event
+from mailbot.message import ParsedMessage
+from mailbot.outbox import enqueue
+from mailbot.parsers.problems import Document, Location, Problem, ProblemCode
+from mailbot.parsers.products_xlsx import ProductRow as ParsedRow
+from mailbot.parsers.products_xlsx import parse_products
+from mailbot.problem_text import count_phrase, render_problems
+from mailbot.render import FileAttachment, Mail, render_body, reply_subject
+from mailbot.runtime import Runtime
+from mailbot.storage.models import Application, Barcode, Client, InboundMessage, ProductRow
+from mailbot.storage.queries import next_number
+from mailbot.workflow import must, transition
+
+
+def is_order(msg: ParsedMessage, client: Client | None) -> bool:
+    """A registered address sent a product list and no application form."""
+    form, products, _ = pick(msg)
+    return client is not None and form is None and products is not None
+
+
+def requisites(session: Session, client: Client) -> dict[str, Any]:
+    """The client's requisites as an application form: its latest form, updated by its row."""
+    latest = session.exec(
+        select(Application)
+        .where(Application.client_id == client.id, Application.form != {})
+        .order_by(col(Application.id).desc())
+    ).first()
+    form = dict(latest.form) if latest is not None else {}
+    form.update(
+        org_name=client.org_name,
+        inn=client.inn,
+        kpp=client.kpp or None,
+        ogrn=client.ogrn or form.get("ogrn"),
+        email=client.email,
+        phone=client.phone or form.get("phone"),
+        contact_name=client.contact_name or form.get("contact_name"),
+        legal_address=client.address or form.get("legal_address") or "",
+    )
+    return form
+
+
+def product_key(name: str) -> str:
+    """A product name compared case-, quote- and space-insensitively."""
+    return re.sub(r"\s+", " ", re.sub(r"[«»\"'“”„]", "", name)).strip().casefold()
+
+
+def already_coded(session: Session, client_id: int, rows: list[ParsedRow]) -> dict[int, str]:
+    """Row number → the EAN already issued to this client for a product of the same name."""
+    issued = session.exec(
+        select(ProductRow.name, Barcode.ean)
+        .join(Barcode, col(Barcode.product_row_id) == col(ProductRow.id))
+        .join(Application, col(Application.id) == col(ProductRow.application_id))
+        .where(Application.client_id == client_id)
+        .order_by(col(Barcode.id))
+    )
+    by_name: dict[str, str] = {}
+    for name, ean in issued:
+        by_name.setdefault(product_key(name), ean)
+    return {
+        r.row: by_name[product_key(r.name or "")]
+        for r in rows
+        if product_key(r.name or "") in by_name
+    }
+
+
+def new_order(
+    session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage, client: Client
+) -> str:
+    """Open an order (kind "order") for the client and evaluate its product list."""
+    now = rt.clock()
+    seq = next_number(session, "application", now.year)
+    app = Application(
+        number=f"EAN-{now.year}-{seq:06d}",
+        kind="order",
+        client_id=client.id,
+        sender=msg.from_addr,  # registered; a Reply-To is never where client data goes
+        subject=msg.subject,
+        root_message_id=msg.message_id,
+        products_inbound_id=inbound.id,
+        form=requisites(session, client),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(app)
+    session.flush()
+    inbound.application_id = app.id
+    return evaluate_order(session, rt, app, inbound, msg)
+
+
+def correction(
+    session: Session, rt: Runtime, app: Application, inbound: InboundMessage, msg: ParsedMessage
+) -> str:
+    """A corrected product list in the thread of an order that needs fixing."""
+    app.products_inbound_id = inbound.id
+    must(
+        transition(
+            session,
+            app,
+            "correction_received",
+            now=rt.clock(),
+            correlation_id=inbound.correlation_id,
+        )
+    )
+    return evaluate_order(session, rt, app, inbound, msg)
+
+
+def _read_products(
+    session: Session, rt: Runtime, app: Application, msg: ParsedMessage
+) -> tuple[list[ParsedRow], list[Problem]]:
+    problems = [
+        Problem(ProblemCode.file_wrong_format, Location(file=a.filename), value=a.filename)
+        for a in pick(msg)[2]
+    ]
+    att = _attachment_from(rt, session, app.products_inbound_id, "products")
+    if att is None:
+        return [], [*problems, _missing(Document.products, "Перечень продукции (.xlsx)")]
+    lim, limits, types = rt.settings.limits, rt.parse_limits, rt.product_types
+    data, name = att.data, att.filename
+    result = guarded(
+        lambda: parse_products(data, name, limits=limits, product_types=types),
+        Location(file=name, document=Document.products),
+        Budget(seconds=lim.parse_seconds, memory_mb=lim.parse_memory_mb),
+    )
+    return list(result.value or []), problems + result.problems
+
+
+def evaluate_order(
+    session: Session, rt: Runtime, app: Application, inbound: InboundMessage, msg: ParsedMessage
+) -> str:
+    """Problems reply (needs_fix), «all coded already» (cancelled) or invoice."""
+    assert app.id is not None and app.client_id is not None  # noqa: S101
+    now, cid = rt.clock(), inbound.correlation_id
+    client = session.get(Client, app.client_id)
+    assert client is not None  # noqa: S101
+    rows, problems = _read_products(session, rt, app, msg)
+    ctx: dict[str, Any] = {"app": app, "client": client, "service": rt.settings.service}
+    if problems or not rows:
+        app.problems = [_problem_dict(p) for p in problems]
+        must(transition(session, app, "form_invalid", now=now, correlation_id=cid))
+        ctx.update(
+            problems_text=render_problems(problems, rt.env), count=count_phrase(len(problems))
+        )
+        _reply(
+            session, rt, app, inbound, msg, client, "problems", render_body(rt.env, "problems", ctx)
+        )
+        return "needs_fix"
+    coded = already_coded(session, client.id or 0, rows)
+    fresh = [r for r in rows if r.row not in coded]
+    ctx["flagged"] = [(r.row, r.name, coded[r.row]) for r in rows if r.row in coded]
+    app.problems = []
+    _store_rows(session, app.id, fresh)
+    must(
+        transition(
+            session, app, "form_valid", now=now, correlation_id=cid, data={"rows": len(fresh)}
+        )
+    )
+    if not fresh:
+        must(
+            transition(
+                session, app, "cancelled", now=now, correlation_id=cid, data={"reason": "all coded"}
+            )
+        )
+        body = render_body(rt.env, "order", {**ctx, "invoice": None, "rows": []})
+        _reply(session, rt, app, inbound, msg, client, "order_coded", body)
+        return "cancelled: every product already has a code"
+    invoice = create_invoice(
+        session,
+        app,
+        count=len(fresh),
+        new_client=False,
+        settings=rt.settings,
+        now=now,
+        correlation_id=cid,
+    )
+    event = opening_event(invoice)
+    must(
+        transition(
+            session, app, event, now=now, correlation_id=cid, data={"invoice": invoice.number}
+        )
+    )
+    doc = invoice_doc(invoice, app, rt.settings)
+    pdf = FileAttachment(f"Счёт {invoice.number}.pdf", "application/pdf", render_invoice_pdf(doc))
+    body = render_body(rt.env, "order", {**ctx, "invoice": invoice, "doc": doc, "rows": fresh})
+    _reply(session, rt, app, inbound, msg, client, "invoice", body, (pdf,))
+    return "paid from balance" if event == "paid_from_balance" else "invoiced"
+
+
+def _reply(
+    session: Session,
+    rt: Runtime,
+    app: Application,
+    inbound: InboundMessage,
+    msg: ParsedMessage,
+    client: Client,
+    kind: str,
+    body: str,
+    attachments: tuple[FileAttachment, ...] = (),
+) -> None:
+    """To the registered address it came from and the client's e-mail, in the thread."""
+    to = tuple(dict.fromkeys(a.lower() for a in (msg.from_addr, client.email) if a))
+    mail = Mail(
+        to=to,
+        subject=reply_subject(msg.subject or app.subject or "Заказ штрихкодов", app.number),
+        text=body,
+        attachments=attachments,
+        in_reply_to=msg.message_id,
+        references=msg.references,
+    )
+    enqueue(
+        session,
+        mail,
+        dedupe_key=f"application:{app.id}:{kind}:{inbound.id}",
+        kind=kind,
+        sender=rt.sender,
+        now=rt.clock(),
+        application_id=app.id,
+        inbound_id=inbound.id,
+        correlation_id=inbound.correlation_id,
+        rate_limit=rt.settings.limits.replies_per_sender_per_hour,
+    )

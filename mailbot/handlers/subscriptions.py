@@ -1,0 +1,108 @@
+"""Unsubscribe mail: honoured when it proves it answers our mail to that client.
+
+Proof is the client's token (in the subject of the `List-Unsubscribe` mailto, or quoted
+from a news mail) or a reference to one of our news mails. A registered address without
+proof gets a confirmation request at the client's e-mail; anyone else is only recorded.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import Session, col, select
+
+from mailbot.message import ParsedMessage
+from mailbot.news import token_for, unsubscribe_header
+from mailbot.outbox import enqueue
+from mailbot.render import Mail, render_body, reply_subject
+from mailbot.runtime import Runtime
+from mailbot.storage.models import Client, InboundMessage, OutboxMessage
+from mailbot.storage.models_clients import NewsDelivery, SubscriptionToken
+from mailbot.storage.queries import record_event
+
+TOKEN_RE = re.compile(r"\b([0-9a-f]{20})\b")
+
+
+def proven_client(session: Session, msg: ParsedMessage) -> Client | None:
+    """The client whose token or news mail this message answers."""
+    for token in TOKEN_RE.findall(f"{msg.subject}\n{msg.text}"):
+        row = session.exec(
+            select(SubscriptionToken).where(SubscriptionToken.token == token)
+        ).first()
+        if row is not None:
+            return session.get(Client, row.client_id)
+    if not msg.thread_ids:
+        return None
+    hit = session.exec(
+        select(NewsDelivery.client_id)
+        .join(OutboxMessage, col(OutboxMessage.id) == col(NewsDelivery.outbox_id))
+        .where(col(OutboxMessage.message_id).in_(list(msg.thread_ids)))
+    ).first()
+    return session.get(Client, hit) if hit is not None else None
+
+
+def unsubscribe(
+    session: Session,
+    rt: Runtime,
+    inbound: InboundMessage,
+    msg: ParsedMessage,
+    sender_client: Client | None,
+) -> str:
+    """Unsubscribe the proven client and confirm; else ask the registered address to confirm."""
+    client = proven_client(session, msg)
+    if client is None:
+        if sender_client is None:
+            return "unsubscribe: unknown sender, recorded"
+        _mail(session, rt, inbound, msg, sender_client, "unsubscribe_confirm")
+        return "unsubscribe: confirmation requested"
+    assert client.id is not None  # noqa: S101
+    if client.unsubscribed:
+        return "unsubscribe: already unsubscribed"
+    client.unsubscribed = True
+    session.add(client)
+    record_event(
+        session,
+        entity="client",
+        entity_id=client.id,
+        event="client_unsubscribed",
+        at=rt.clock(),
+        correlation_id=inbound.correlation_id,
+        data={"from": msg.from_addr},
+    )
+    _mail(session, rt, inbound, msg, client, "unsubscribed")
+    return "unsubscribed"
+
+
+def _mail(
+    session: Session,
+    rt: Runtime,
+    inbound: InboundMessage,
+    msg: ParsedMessage,
+    client: Client,
+    kind: str,
+) -> None:
+    """A short note to the client's e-mail (never to an unproven sender)."""
+    assert client.id is not None  # noqa: S101
+    token = token_for(session, client.id)
+    ctx = {"kind": kind, "token": token, "service": rt.settings.service}
+    headers = {}
+    if kind == "unsubscribe_confirm":
+        headers["List-Unsubscribe"] = unsubscribe_header(rt.settings.service.email, token)
+    mail = Mail(
+        to=(client.email,),
+        subject=reply_subject(msg.subject or "Отписка от новостей", ""),
+        text=render_body(rt.env, "unsubscribe", ctx),
+        in_reply_to=msg.message_id if msg.from_addr == client.email else "",
+        extra_headers=headers,
+    )
+    enqueue(
+        session,
+        mail,
+        dedupe_key=f"inbound:{inbound.id}:{kind}",
+        kind=kind,
+        sender=rt.sender,
+        now=rt.clock(),
+        inbound_id=inbound.id,
+        correlation_id=inbound.correlation_id,
+        rate_limit=rt.settings.limits.replies_per_sender_per_hour,
+    )

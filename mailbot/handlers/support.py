@@ -1,0 +1,240 @@
+"""Support tickets «Обращение №N»: opened by a known client's mail, kept in one thread.
+
+The thread is matched by the subject tag or by References to any mail of the ticket; a
+reply counts only from the ticket's sender or a registered address of its client.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from mailbot.message import ParsedMessage
+from mailbot.outbox import enqueue
+from mailbot.render import Mail, one_line, render_body
+from mailbot.runtime import Runtime
+from mailbot.storage.models import Client, ClientAddress, InboundMessage, SupportTicket
+from mailbot.storage.models_clients import TicketMessage
+from mailbot.storage.queries import next_number, record_event
+
+
+def ticket_subject(ticket: SupportTicket) -> str:
+    """«Re: <client's subject> [Обращение №N]»."""
+    base = one_line(ticket.subject) or "Обращение"
+    return f"Re: {base} [Обращение №{ticket.number}]"
+
+
+def ticket_for(session: Session, msg: ParsedMessage) -> SupportTicket | None:
+    """The ticket this message replies to, if its sender may write in that ticket."""
+    ticket = None
+    if msg.ticket_tag:
+        ticket = session.exec(
+            select(SupportTicket).where(SupportTicket.number == msg.ticket_tag)
+        ).first()
+    if ticket is None and msg.thread_ids:
+        hit = session.exec(
+            select(TicketMessage.ticket_id).where(
+                col(TicketMessage.message_id).in_(list(msg.thread_ids))
+            )
+        ).first()
+        ticket = session.get(SupportTicket, hit) if hit is not None else None
+    if ticket is None or not _may_write(session, ticket, msg.from_addr):
+        return None
+    return ticket
+
+
+def _may_write(session: Session, ticket: SupportTicket, address: str) -> bool:
+    if address == ticket.sender.lower():
+        return True
+    return (
+        ticket.client_id is not None
+        and session.exec(
+            select(ClientAddress.id).where(
+                ClientAddress.client_id == ticket.client_id, ClientAddress.address == address
+            )
+        ).first()
+        is not None
+    )
+
+
+def open_ticket(
+    session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage, client: Client
+) -> str:
+    """Open «Обращение №N» and acknowledge it to the registered address it came from."""
+    now = rt.clock()
+    seq = next_number(session, "ticket", now.year)
+    ticket = SupportTicket(
+        number=f"{now.year}-{seq:05d}",
+        client_id=client.id,
+        sender=msg.from_addr,
+        subject=msg.subject,
+        root_message_id=msg.message_id,
+        created_at=now,
+    )
+    session.add(ticket)
+    session.flush()
+    assert ticket.id is not None  # noqa: S101
+    _record_in(session, ticket, inbound, msg, now)
+    record_event(
+        session,
+        entity="ticket",
+        entity_id=ticket.id,
+        event="ticket_opened",
+        at=now,
+        to_state="open",
+        correlation_id=inbound.correlation_id,
+    )
+    body = render_body(rt.env, "ticket_ack", {"ticket": ticket, "service": rt.settings.service})
+    send_in_thread(
+        session,
+        rt,
+        ticket,
+        body,
+        kind="ticket_ack",
+        dedupe_key=f"inbound:{inbound.id}:ticket",
+        in_reply_to=msg.message_id,
+        references=msg.references,
+        inbound=inbound,
+    )
+    return f"ticket {ticket.number}"
+
+
+def ticket_reply(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage) -> str:
+    """A client's mail in a ticket's thread: kept on the ticket, which opens again if closed."""
+    ticket = ticket_for(session, msg)
+    assert ticket is not None and ticket.id is not None  # noqa: S101 - classified so
+    now = rt.clock()
+    _record_in(session, ticket, inbound, msg, now)
+    if ticket.status != "open":
+        record_event(
+            session,
+            entity="ticket",
+            entity_id=ticket.id,
+            event="ticket_reopened",
+            at=now,
+            from_state=ticket.status,
+            to_state="open",
+            correlation_id=inbound.correlation_id,
+        )
+        ticket.status = "open"
+        session.add(ticket)
+    return f"added to ticket {ticket.number}"
+
+
+def _record_in(
+    session: Session,
+    ticket: SupportTicket,
+    inbound: InboundMessage,
+    msg: ParsedMessage,
+    now: datetime,
+) -> None:
+    assert ticket.id is not None  # noqa: S101
+    session.add(
+        TicketMessage(
+            ticket_id=ticket.id,
+            direction="in",
+            message_id=msg.message_id,
+            inbound_id=inbound.id,
+            created_at=now,
+        )
+    )
+
+
+def send_in_thread(
+    session: Session,
+    rt: Runtime,
+    ticket: SupportTicket,
+    body: str,
+    *,
+    kind: str,
+    dedupe_key: str,
+    in_reply_to: str,
+    references: tuple[str, ...],
+    inbound: InboundMessage | None = None,
+) -> TicketMessage:
+    """Queue our mail in the ticket's thread, to the address the ticket came from."""
+    assert ticket.id is not None  # noqa: S101
+    now = rt.clock()
+    mail = Mail(
+        to=(ticket.sender,),
+        subject=ticket_subject(ticket),
+        text=body,
+        in_reply_to=in_reply_to,
+        references=references,
+    )
+    row = enqueue(
+        session,
+        mail,
+        dedupe_key=dedupe_key,
+        kind=kind,
+        sender=rt.sender,
+        now=now,
+        inbound_id=inbound.id if inbound else None,
+        correlation_id=inbound.correlation_id if inbound else f"t{ticket.id}",
+        rate_limit=rt.settings.limits.replies_per_sender_per_hour if inbound else None,
+    )
+    out = TicketMessage(
+        ticket_id=ticket.id,
+        direction="out",
+        message_id=row.message_id,
+        outbox_id=row.id,
+        created_at=now,
+    )
+    session.add(out)
+    return out
+
+
+def admin_reply(session: Session, rt: Runtime, ticket: SupportTicket, text: str) -> TicketMessage:
+    """The admin's answer, sent in the thread after the client's latest mail."""
+    assert ticket.id is not None  # noqa: S101
+    thread = list(
+        session.exec(
+            select(TicketMessage)
+            .where(TicketMessage.ticket_id == ticket.id)
+            .order_by(col(TicketMessage.id))
+        )
+    )
+    latest_in = next((m for m in reversed(thread) if m.direction == "in"), None)
+    refs = tuple(dict.fromkeys(m.message_id for m in thread if m.message_id))
+    body = render_body(
+        rt.env, "ticket_reply", {"ticket": ticket, "text": text, "service": rt.settings.service}
+    )
+    out = send_in_thread(
+        session,
+        rt,
+        ticket,
+        body,
+        kind="ticket_reply",
+        dedupe_key=f"ticket:{ticket.id}:reply:{len(thread)}",
+        in_reply_to=latest_in.message_id if latest_in else ticket.root_message_id,
+        references=refs[-10:],
+    )
+    record_event(
+        session,
+        entity="ticket",
+        entity_id=ticket.id,
+        event="ticket_answered",
+        at=rt.clock(),
+        to_state=ticket.status,
+    )
+    return out
+
+
+def close_ticket(session: Session, rt: Runtime, ticket: SupportTicket) -> bool:
+    """Close the ticket; False when it was not open."""
+    if ticket.status != "open":
+        return False
+    assert ticket.id is not None  # noqa: S101
+    record_event(
+        session,
+        entity="ticket",
+        entity_id=ticket.id,
+        event="ticket_closed",
+        at=rt.clock(),
+        from_state="open",
+        to_state="closed",
+    )
+    ticket.status = "closed"
+    session.add(ticket)
+    return True
