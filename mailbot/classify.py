@@ -102,15 +102,31 @@ def _exchange_auto_reply(msg: ParsedMessage) -> bool:
     return bool(suppress) and bool(AUTOREPLY_SUBJECT.match(msg.subject))
 
 
+_AUTH_RESULT = re.compile(r"(dkim|dmarc)\s*=\s*pass\b", re.I)  # at the start of a resinfo
+_AUTH_COMMENT = re.compile(r"\([^()]*\)")
+_AUTH_PROPERTY = re.compile(r"\bheader\.(d|i|from)\s*=\s*\"?([^\s;\"]+)", re.I)
+
+
 def is_authenticated(msg: ParsedMessage, authserv_id: str) -> bool:
-    """True when OUR receiving server recorded dkim=pass or dmarc=pass for this message."""
-    if not authserv_id:
-        return False
+    """True when OUR server's Authentication-Results says dkim/dmarc=pass for the From domain.
+
+    Comments are stripped first («dkim=fail (not dkim=pass)» is a fail), the result must
+    open its resinfo, and the pass must be for the sender's domain or a parent of it, so a
+    message signed by some other domain with a forged From: does not count.
+    """
     results = msg.headers.get("authentication-results", "")
-    server = results.split(";", 1)[0].strip().lower()
-    if server != authserv_id.lower():
+    head, _, rest = _AUTH_COMMENT.sub(" ", results).partition(";")
+    domain = msg.from_addr.rpartition("@")[2].lower()
+    if not authserv_id or head.strip().lower() != authserv_id.lower() or not domain:
         return False
-    return bool(re.search(r"\b(dkim|dmarc)=pass\b", results, re.I))
+    for resinfo in rest.split(";"):
+        if _AUTH_RESULT.match(resinfo.strip()) is None:
+            continue
+        for _, value in _AUTH_PROPERTY.findall(resinfo):
+            signed = value.rpartition("@")[2].lower().rstrip(".")
+            if signed == domain or domain.endswith("." + signed):
+                return True
+    return False
 
 
 def classify(

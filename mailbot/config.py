@@ -99,7 +99,7 @@ class Limits:
     max_attachment_bytes: int = 20_000_000
     max_product_rows: int = 10_000
     max_outgoing_bytes: int = 10_000_000
-    replies_per_sender_per_hour: int = 5
+    replies_per_sender_per_hour: int = 20
     max_attempts: int = 5
     parse_seconds: float = 10.0
     parse_memory_mb: int = 512
@@ -126,6 +126,7 @@ class Settings:
     accountants: tuple[str, ...] = ()
     authserv_id: str = ""
     admin_email: str = ""
+    metrics_port: int = 0  # local Prometheus endpoint; 0 = off
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -353,6 +354,9 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
     authserv_id = r.get(pay, "payments", "authserv_id", str, "")
     admin = r.section("admin", required=False)
     admin_email = r.get(admin, "admin", "email", str, "")
+    metrics_port = r.get(r.section("metrics", required=False), "metrics", "port", int, 0)
+    if not 0 <= metrics_port <= 65535:
+        r.problems.append(f"metrics.port: must be 0..65535, got {metrics_port}")
 
     if r.problems:
         raise ConfigError(r.problems)
@@ -376,4 +380,5 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
         accountants=tuple(str(a).lower() for a in accountants),
         authserv_id=authserv_id,
         admin_email=admin_email,
+        metrics_port=metrics_port,
     )

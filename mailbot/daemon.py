@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+import time
 from collections.abc import Callable
+from datetime import datetime
 from types import FrameType
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
+from mailbot import sdnotify
 from mailbot.config import Settings
 from mailbot.intake.base import Intake
 from mailbot.intake.imap import ImapIntake, ImapSettings, ImapUnavailable
 from mailbot.intake.maildir import MaildirIntake
 from mailbot.issuance import issue_paid, retry_waiting
 from mailbot.maildir_outbox import MaildirTransport
+from mailbot.metrics import Metrics
 from mailbot.outbox import send_due
 from mailbot.pipeline import PassReport, process_pending, release_done, take_in
 from mailbot.pool import sync_prefixes
@@ -24,10 +30,12 @@ from mailbot.storage.db import transaction
 from mailbot.storage.migrate import check_migrated
 from mailbot.storage.queries import release_dead_leases
 from mailbot.transport import Transport
+from mailbot.workers import ReaderLock, forget, heartbeat
 
 log = structlog.get_logger()
 OUTAGE_BACKOFF = 1.0  # seconds before the first retry of a mailbox that stays down
 OUTAGE_BACKOFF_MAX = 300.0
+NON_READER_WAIT = 1.0  # seconds a non-reader waits before looking for work again
 
 
 def open_intake(settings: Settings) -> Intake:
@@ -81,12 +89,28 @@ def prepare(rt: Runtime) -> None:
 
 
 def run_pass(
-    rt: Runtime, intake: Intake, transport: Transport, stop: Callable[[], bool] = lambda: False
+    rt: Runtime,
+    intake: Intake,
+    transport: Transport,
+    stop: Callable[[], bool] = lambda: False,
+    *,
+    reader: bool = True,
+    metrics: Metrics | None = None,
 ) -> PassReport:
-    """One pass over everything waiting: intake, processing, issuance, sending."""
-    received = take_in(rt, intake)
+    """One pass over everything waiting: intake, processing, issuance, sending.
+
+    Only the reader (see mailbot.workers) takes mail in and acknowledges it; every daemon
+    processes, issues and sends.
+    """
+    received = take_in(rt, intake) if reader else 0
+    started = time.perf_counter()
     processed = process_pending(rt, stop)
-    release_done(rt, intake)
+    if metrics is not None and processed:
+        each = (time.perf_counter() - started) / processed  # per-pass mean, see metrics.py
+        for _ in range(processed):
+            metrics.processing_seconds.labels(kind="any").observe(each)
+    if reader:
+        release_done(rt, intake)
     if stop():
         return PassReport(received, processed, 0, 0)
     issued = issue_paid(rt)
@@ -99,46 +123,98 @@ class _Interrupted(Exception):
 
 
 def run_forever(
-    rt: Runtime, intake: Intake, transport: Transport, *, idle_timeout: float = 30.0
+    rt: Runtime,
+    intake: Intake,
+    transport: Transport,
+    *,
+    idle_timeout: float = 30.0,
+    metrics: Metrics | None = None,
 ) -> None:
     """Run passes until SIGTERM/SIGINT; between passes wait on the mailbox (IDLE or poll).
 
     A signal during a pass lets the message in hand finish, then the daemon exits; during
     the wait it exits at once. A mailbox that stays unreachable is retried with backoff.
+    systemd hears READY=1 once running, WATCHDOG=1 at least every `watchdog_interval`,
+    STOPPING=1 on the signal.
     """
     stop = threading.Event()
     waiting = False
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         log.info("daemon_stopping", signal=signum)
+        sdnotify.notify("STOPPING=1")
         stop.set()
         if waiting:
             raise _Interrupted
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    lock = ReaderLock(rt.engine, rt.settings.var_dir / "reader.lock")
+    watchdog = sdnotify.watchdog_interval()
+    if watchdog is not None:
+        idle_timeout = min(idle_timeout, watchdog)
+    started_at = rt.clock()
     log.info("daemon_started", intake=rt.settings.intake, outbox=rt.settings.outbox)
+    sdnotify.notify("READY=1")
     outage = 0
-    while not stop.is_set():
-        try:
-            report = run_pass(rt, intake, transport, stop.is_set)
-            if report.received or report.sent or report.issued:
-                log.info("pass_done", **report.__dict__)
-            outage = 0
-            if stop.is_set():
-                break
-            waiting = True
+    try:
+        while not stop.is_set():
+            reader = lock.try_acquire()
             try:
-                intake.wait(min(idle_timeout, 1.0) if report.issued else idle_timeout)
-            finally:
-                waiting = False
-        except _Interrupted:
-            break
-        except ImapUnavailable as exc:
-            outage += 1
-            delay = min(OUTAGE_BACKOFF_MAX, OUTAGE_BACKOFF * 2 ** (outage - 1))
-            log.error("mailbox_unavailable", error=str(exc), retry_in_s=delay)
-            stop.wait(delay)
-    intake.close()
-    transport.close()
+                _release_dead(rt)
+                report = run_pass(
+                    rt, intake, transport, stop.is_set, reader=reader, metrics=metrics
+                )
+                if report.received or report.sent or report.issued or report.processed:
+                    log.info("pass_done", reader=reader, **report.__dict__)
+                outage = 0
+                _beat(rt, started_at, reader=reader, imap=reader, metrics=metrics)
+                if stop.is_set():
+                    break
+                waiting = True
+                try:
+                    timeout = min(idle_timeout, 1.0) if report.issued else idle_timeout
+                    if reader:
+                        intake.wait(timeout)
+                    else:  # not the reader: look for work archived by the reader
+                        stop.wait(min(timeout, NON_READER_WAIT))
+                finally:
+                    waiting = False
+            except _Interrupted:
+                break
+            except ImapUnavailable as exc:
+                outage += 1
+                delay = min(OUTAGE_BACKOFF_MAX, OUTAGE_BACKOFF * 2 ** (outage - 1))
+                log.error("mailbox_unavailable", error=str(exc), retry_in_s=delay)
+                _beat(rt, started_at, reader=reader, imap=False, metrics=metrics)
+                while delay > 0 and not stop.is_set():  # wait, still pinging the watchdog
+                    step = min(delay, watchdog or delay)
+                    stop.wait(step)
+                    delay -= step
+                    sdnotify.notify("WATCHDOG=1")
+    finally:
+        lock.release()
+        intake.close()
+        transport.close()
+        with contextlib.suppress(SQLAlchemyError):
+            forget(rt.engine)
     log.info("daemon_stopped")
+
+
+def _release_dead(rt: Runtime) -> None:
+    """Free the leases of this host's crashed daemons (other hosts' leases time out)."""
+    with transaction(rt.engine) as session:
+        freed = release_dead_leases(session)
+    if freed:
+        log.warning("dead_leases_released", count=freed)
+
+
+def _beat(
+    rt: Runtime, started_at: datetime, *, reader: bool, imap: bool, metrics: Metrics | None
+) -> None:
+    now = rt.clock()
+    heartbeat(rt.engine, now=now, started_at=started_at, reader=reader, imap_contact=imap)
+    sdnotify.notify("WATCHDOG=1")
+    if metrics is not None:
+        metrics.imap_connected.set(1 if imap and rt.settings.intake == "imap" else 0)
+        metrics.last_pass.set(now.timestamp())

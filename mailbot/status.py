@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from rich.console import Console
 from rich.table import Table
@@ -19,6 +19,7 @@ from mailbot.storage.models import (
     OutboxMessage,
     OutboxStatus,
 )
+from mailbot.storage.models_workers import Worker
 
 STALE = timedelta(minutes=15)
 
@@ -110,4 +111,41 @@ def render_status(session: Session, rt: Runtime, out: Console) -> None:
         out.print("nothing is stuck")
     for p in pool_states(session):
         low = " [bold red]LOW[/]" if p.active and p.free < rt.settings.pool_low_threshold else ""
-        out.print(f"pool {p.prefix}: {p.used} used, {p.free} free{low}")
+        fill = 100 * p.used / (p.used + p.free) if p.used + p.free else 0.0
+        out.print(f"pool {p.prefix}: {p.used} used, {p.free} free ({fill:.1f}% full){low}")
+    render_health(session, now, out)
+
+
+def render_health(session: Session, now: datetime, out: Console) -> None:
+    """Oldest unprocessed message, unpaid invoices, and the daemons' heartbeats."""
+    oldest = session.exec(
+        select(func.min(InboundMessage.received_at)).where(
+            InboundMessage.status == InboundStatus.archived
+        )
+    ).one()
+    out.print(
+        f"oldest unprocessed message: {_ago(now, oldest)}" if oldest else "nothing unprocessed"
+    )
+    count, total = session.exec(
+        select(func.count(), func.coalesce(func.sum(Invoice.total), 0)).where(
+            Invoice.status == "issued"
+        )
+    ).one()
+    out.print(f"unpaid invoices: {count}, {total} RUB")
+    workers = Table("daemon", "role", "last pass", "last IMAP contact")
+    for w in session.exec(select(Worker).order_by(col(Worker.id))):
+        workers.add_row(
+            w.id,
+            "reader" if w.reader else "worker",
+            _ago(now, w.last_pass_at),
+            _ago(now, w.last_imap_at) if w.last_imap_at else "never",
+        )
+    if workers.row_count:
+        out.print(workers)
+    else:
+        out.print("no daemon has run a pass (is `mailbot run` started?)")
+
+
+def _ago(now: datetime, then: datetime) -> str:
+    seconds = int((now - then).total_seconds())
+    return f"{then:%Y-%m-%d %H:%M:%S} ({seconds // 60} min {seconds % 60} s ago)"

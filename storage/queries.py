@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, text
+from sqlalchemy import Text, cast, or_, text
 from sqlmodel import Session, col, select
 
 from mailbot.storage.models import (
@@ -206,12 +207,18 @@ def claim_outbox(
 
 
 def replies_since(session: Session, address: str, since: datetime) -> int:
-    """How many replies went (or will go) to `address` since `since` — the loop guard."""
+    """How many replies went (or will go) to `address` since `since` — the loop guard.
+
+    The JSON list is matched as text in SQL (`"addr"` with its quotes, on SQLite and
+    PostgreSQL alike), so a backlog does not decode every recent row for every reply.
+    """
+    needle = json.dumps(address)
     rows = session.exec(
         select(OutboxMessage.recipients).where(
             OutboxMessage.created_at >= since,
             OutboxMessage.status != OutboxStatus.suppressed,
             col(OutboxMessage.kind).not_in(["alert"]),
+            cast(OutboxMessage.recipients, Text).contains(needle, autoescape=True),
         )
     )
     return sum(1 for recipients in rows if address in recipients)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 from mailbot.cli import (
+    check,  # noqa: F401 - registers its commands
     clients,  # noqa: F401 - registers its commands
     clients_mail,  # noqa: F401 - registers its commands
     forms,  # noqa: F401 - registers its commands

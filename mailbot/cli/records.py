@@ -41,15 +41,35 @@ def db_upgrade() -> None:
 @app.command()
 def run(
     once: Annotated[bool, typer.Option("--once", help="one pass, then exit")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="with --once: process and render, send nothing")
+    ] = False,
 ) -> None:
     """Run the daemon: take in mail, process, issue, send."""
     from mailbot.daemon import open_intake, open_transport, prepare, run_forever, run_pass
 
     rt = runtime()
+    if dry_run:
+        from mailbot.dryrun import DryRunUnsupported, dry_run_pass
+
+        if not once:
+            fail("--dry-run needs --once")
+        try:
+            for line in dry_run_pass(rt, open_intake(rt.settings)):
+                out.print(line, highlight=False, markup=False)
+        except DryRunUnsupported as exc:
+            fail(str(exc))
+        return
     prepare(rt)
     intake, transport = open_intake(rt.settings), open_transport(rt.settings)
     if not once:
-        run_forever(rt, intake, transport, idle_timeout=5.0)
+        metrics = None
+        if rt.settings.metrics_port:
+            from mailbot.metrics import Metrics
+
+            metrics = Metrics(rt.engine)
+            metrics.serve(rt.settings.metrics_port)
+        run_forever(rt, intake, transport, idle_timeout=5.0, metrics=metrics)
         return
     try:
         report = run_pass(rt, intake, transport)

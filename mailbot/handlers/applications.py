@@ -17,7 +17,7 @@ from mailbot.message import Attachment, ParsedMessage, parse_message
 from mailbot.outbox import enqueue
 from mailbot.parsers.application_docx import ApplicationForm, parse_application
 from mailbot.parsers.pair import check_pair
-from mailbot.parsers.problems import Document, Location, Problem, ProblemCode
+from mailbot.parsers.problems import Document, Location, ParseResult, Problem, ProblemCode
 from mailbot.parsers.products_xlsx import ProductRow as ParsedRow
 from mailbot.parsers.products_xlsx import parse_products
 from mailbot.problem_text import count_phrase, render_problems
@@ -95,13 +95,27 @@ def correction(
 
 
 def _attachment_from(
-    rt: Runtime, session: Session, inbound_id: int | None, want: str
+    rt: Runtime,
+    session: Session,
+    inbound_id: int | None,
+    want: str,
+    *,
+    current: tuple[int | None, ParsedMessage] | None = None,
 ) -> Attachment | None:
+    """The form or product list carried by inbound message `inbound_id`.
+
+    `current` is the message being processed, already parsed: it is not read back from the
+    archive and parsed a second time.
+    """
     if inbound_id is None:
         return None
-    source = session.get(InboundMessage, inbound_id)
-    assert source is not None  # noqa: S101 - archived messages are never deleted
-    form, products, _ = pick(parse_message(read_raw(rt.settings.archive_dir, source.archive_path)))
+    if current is not None and current[0] == inbound_id:
+        msg = current[1]
+    else:
+        source = session.get(InboundMessage, inbound_id)
+        assert source is not None  # noqa: S101 - archived messages are never deleted
+        msg = parse_message(read_raw(rt.settings.archive_dir, source.archive_path))
+    form, products, _ = pick(msg)
     return form if want == "form" else products
 
 
@@ -109,41 +123,61 @@ def _missing(document: Document, label: str) -> Problem:
     return Problem(ProblemCode.file_missing, Location(file=label, document=document))
 
 
+Parsed = tuple[ParseResult[ApplicationForm] | None, ParseResult[list[ParsedRow]] | None]
+
+
 def read_files(
-    session: Session, rt: Runtime, app: Application, msg: ParsedMessage
+    session: Session,
+    rt: Runtime,
+    app: Application,
+    msg: ParsedMessage,
+    *,
+    inbound_id: int | None = None,
 ) -> tuple[ApplicationForm | None, list[ParsedRow], list[Problem]]:
     """Parse the latest application and product list of this application thread."""
-    problems: list[Problem] = []
-    form_att = _attachment_from(rt, session, app.form_inbound_id, "form")
-    prod_att = _attachment_from(rt, session, app.products_inbound_id, "products")
+    current = (inbound_id, msg)
+    form_att = _attachment_from(rt, session, app.form_inbound_id, "form", current=current)
+    prod_att = _attachment_from(rt, session, app.products_inbound_id, "products", current=current)
+    lim, limits, types = rt.settings.limits, rt.parse_limits, rt.product_types
+    problems = [
+        Problem(ProblemCode.file_wrong_format, Location(file=att.filename), value=att.filename)
+        for att in pick(msg)[2]
+    ]
+
+    def parse_both() -> ParseResult[Parsed]:
+        """Both files in one guarded child: one fork per application, not one per file."""
+        app_result = (
+            None
+            if form_att is None
+            else parse_application(form_att.data, form_att.filename, limits=limits)
+        )
+        rows_result = (
+            None
+            if prod_att is None
+            else parse_products(
+                prod_att.data, prod_att.filename, limits=limits, product_types=types
+            )
+        )
+        return ParseResult((app_result, rows_result), [])
+
+    names = ", ".join(a.filename for a in (form_att, prod_att) if a is not None)
+    both = guarded(
+        parse_both,
+        Location(file=names or "—"),
+        Budget(seconds=lim.parse_seconds, memory_mb=lim.parse_memory_mb),
+    )
+    parsed_form, parsed_rows = both.value or (None, None)
+    problems += both.problems  # the guard's own verdict: too slow, too big, crashed
     form: ApplicationForm | None = None
     rows: list[ParsedRow] = []
-    lim, limits, types = rt.settings.limits, rt.parse_limits, rt.product_types
-    budget = Budget(seconds=lim.parse_seconds, memory_mb=lim.parse_memory_mb)
-    for att in pick(msg)[2]:
-        problems.append(
-            Problem(ProblemCode.file_wrong_format, Location(file=att.filename), value=att.filename)
-        )
     if form_att is None:
         problems.append(_missing(Document.application, "Заявление о регистрации (.docx)"))
-    else:
-        data, name = form_att.data, form_att.filename
-        parsed = guarded(
-            lambda: parse_application(data, name, limits=limits),
-            Location(file=name, document=Document.application),
-            budget,
-        )
-        form, problems = parsed.value, problems + parsed.problems
+    elif parsed_form is not None:
+        form, problems = parsed_form.value, problems + parsed_form.problems
     if prod_att is None:
         problems.append(_missing(Document.products, "Перечень продукции (.xlsx)"))
-    else:
-        pdata, pname = prod_att.data, prod_att.filename
-        result = guarded(
-            lambda: parse_products(pdata, pname, limits=limits, product_types=types),
-            Location(file=pname, document=Document.products),
-            budget,
-        )
-        rows, problems = list(result.value or []), problems + result.problems
+    elif parsed_rows is not None:
+        rows, problems = list(parsed_rows.value or []), problems + parsed_rows.problems
     if form is not None and rows and form_att and prod_att:
         problems += check_pair(form, rows, form_att.filename, prod_att.filename)
     return form, rows, problems
@@ -183,7 +217,7 @@ def evaluate(
     """Validate the application's files: problems reply (needs_fix) or invoice (invoiced)."""
     assert app.id is not None  # noqa: S101
     now = rt.clock()
-    form, rows, problems = read_files(session, rt, app, msg)
+    form, rows, problems = read_files(session, rt, app, msg, inbound_id=inbound.id)
     cid = inbound.correlation_id
     if problems or form is None:
         from mailbot.pipeline import blank_forms  # the pipeline imports this module

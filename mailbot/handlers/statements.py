@@ -1,18 +1,16 @@
 """Bank statements mailed by the accountant: imported when authenticated, else only held.
 
 The classifier already required a configured accountant address and our own server's
-`Authentication-Results` with dkim/dmarc=pass. Here that result must also be *for the From
-domain* (header.d / header.i / header.from), so a message signed by some other domain with
-a forged From: is held like any unauthenticated one. Either way the accountant gets a reply
-(in Russian) saying what became of each payment.
+`Authentication-Results` with dkim/dmarc=pass for the From domain (`classify.is_authenticated`);
+the handler checks it again before importing, so no other route can apply a statement.
+Either way the accountant gets a reply (in Russian) saying what became of each payment.
 """
 
 from __future__ import annotations
 
-import re
-
 from sqlmodel import Session
 
+from mailbot.classify import is_authenticated
 from mailbot.matching import ImportSummary
 from mailbot.message import Attachment, ParsedMessage
 from mailbot.outbox import enqueue
@@ -21,9 +19,6 @@ from mailbot.render import Mail, render_body
 from mailbot.runtime import Runtime
 from mailbot.storage.models import InboundMessage
 
-_RESULT = re.compile(r"(dkim|dmarc)\s*=\s*pass\b", re.I)  # at the start of a resinfo
-_COMMENT = re.compile(r"\([^()]*\)")
-_PROPERTY = re.compile(r"\bheader\.(d|i|from)\s*=\s*\"?([^\s;\"]+)", re.I)
 VERDICT_TEXT = {
     "applied": "зачтён, счёт оплачен",
     "credited": "зачислен на баланс клиента",
@@ -33,30 +28,13 @@ VERDICT_TEXT = {
 }
 
 
-def sender_authenticated(msg: ParsedMessage, authserv_id: str) -> bool:
-    """True when our server's Authentication-Results has dkim/dmarc=pass for the From domain."""
-    results = msg.headers.get("authentication-results", "")
-    head, _, rest = _COMMENT.sub(" ", results).partition(";")
-    domain = msg.from_addr.rpartition("@")[2].lower()
-    if not authserv_id or head.strip().lower() != authserv_id.lower() or not domain:
-        return False
-    for resinfo in rest.split(";"):
-        if _RESULT.match(resinfo.strip()) is None:
-            continue
-        for _, value in _PROPERTY.findall(resinfo):
-            signed = value.rpartition("@")[2].lower().rstrip(".")
-            if signed == domain or domain.endswith("." + signed):
-                return True
-    return False
-
-
 def statement_files(msg: ParsedMessage) -> list[Attachment]:
     return [a for a in msg.attachments if a.data.lstrip(b"\xef\xbb\xbf").startswith(b"1C")]
 
 
 def statement(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage) -> str:
     """Import the attached statements (authenticated mail only); reply with the summary."""
-    if not sender_authenticated(msg, rt.settings.authserv_id):
+    if not is_authenticated(msg, rt.settings.authserv_id):  # defence in depth
         return unverified(session, rt, inbound, msg, why="signature not for the sender's domain")
     return _import(session, rt, inbound, msg, hold_reason="")
 

@@ -142,6 +142,27 @@ class ImapIntake:
         log.info("imap_connected", host=s.host, port=s.port, security=s.security, user=s.user)
         return client
 
+    def check(self) -> str:
+        """Connect, TLS, log in and select the mailbox once, no retries; report or raise.
+
+        ImapRefused (login, certificate, missing mailbox) or ImapUnavailable (network).
+        """
+        s = self._s
+        try:
+            client = self._connect()
+        except NETWORK_ERRORS as exc:
+            raise ImapUnavailable(f"IMAP {s.host}:{s.port} unreachable: {exc}") from exc
+        try:
+            info = client.select_folder(s.mailbox, readonly=True)
+        except IMAPClientError as exc:
+            raise ImapRefused(f"IMAP mailbox {s.mailbox!r} cannot be selected: {exc}") from exc
+        except NETWORK_ERRORS as exc:
+            raise ImapUnavailable(f"IMAP {s.host}:{s.port} dropped: {exc}") from exc
+        finally:
+            _shutdown(client)
+        count = int(info.get(b"EXISTS", 0))
+        return f"{s.host}:{s.port} ({s.security}) {s.mailbox}: {count} messages"
+
     def _conn(self) -> Any:
         if self._client is None:
             self._client = self._connect()

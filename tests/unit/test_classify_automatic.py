@@ -13,8 +13,8 @@ from email.parser import BytesParser
 
 import pytest
 
-from mailbot.classify import MessageKind, classify
-from mailbot.message import parse_message
+from mailbot.classify import MessageKind, classify, is_authenticated
+from mailbot.message import ParsedMessage, parse_message
 
 OUR = "info@example.test"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -172,3 +172,22 @@ def test_generator_covers_every_kind_with_distinct_senders() -> None:
     senders = [parse_message(r).from_addr for r in raws]
     assert len(set(senders)) >= 2 * (len(KINDS) - 3)
     assert all(_classify(r) in (MessageKind.automatic, MessageKind.bounce) for r in raws)
+
+
+def _statement_mail(results: str, sender: str = "buh@client.example.test") -> ParsedMessage:
+    raw = f"From: {sender}\r\nAuthentication-Results: {results}\r\nSubject: s\r\n\r\nx\r\n"
+    return parse_message(raw.encode())
+
+
+def test_only_our_servers_pass_for_the_senders_domain_authenticates_a_statement() -> None:
+    ok = "mx.example.test; dkim=pass header.d=client.example.test; spf=pass"
+    assert is_authenticated(_statement_mail(ok), "mx.example.test")
+    for forged in (
+        "mx.example.test; dkim=fail (not dkim=pass) header.d=client.example.test",
+        "mx.evil.test; dkim=pass header.d=client.example.test",
+        "mx.example.test; dkim=pass header.d=evil.test",
+        "mx.example.test; spf=pass smtp.mailfrom=client.example.test",
+        "",
+    ):
+        assert not is_authenticated(_statement_mail(forged), "mx.example.test"), forged
+    assert not is_authenticated(_statement_mail(ok), "")
