@@ -120,6 +120,8 @@ class Settings:
     tariffs: Tariffs
     vat_mode: VatMode
     invoice_due_days: int
+    invoice_remind_after_days: int
+    invoice_expire_after_days: int
     prefixes: tuple[Prefix, ...]
     pool_low_threshold: int
     limits: Limits
@@ -309,6 +311,12 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
     vat_mode = r.get(vat, "vat", "mode", str, "22", choices=VAT_MODES)
     inv = r.section("invoices", required=False)
     due_days = r.get(inv, "invoices", "due_days", int, 5)
+    remind_after = r.get(inv, "invoices", "remind_after_days", int, 3)
+    expire_after = r.get(inv, "invoices", "expire_after_days", int, 10)
+    if not 0 < remind_after < expire_after:
+        r.problems.append(
+            "invoices.remind_after_days: must be positive and below expire_after_days"
+        )
 
     b = r.section("barcodes")
     prefixes = []
@@ -374,6 +382,8 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
         tariffs=tariffs,
         vat_mode=VatMode(vat_mode),
         invoice_due_days=due_days,
+        invoice_remind_after_days=remind_after,
+        invoice_expire_after_days=expire_after,
         prefixes=tuple(prefixes),
         pool_low_threshold=low,
         limits=limits,
