@@ -131,4 +131,5 @@ def invoice_doc(invoice: Invoice, app: Application, settings: Settings) -> Invoi
         vat_mode=VatMode(invoice.vat_mode),
         application_number=app.number,
         due_days=(invoice.due_on - invoice.issued_on).days,
+        prepaid=invoice.from_balance,
     )

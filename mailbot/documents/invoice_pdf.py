@@ -154,7 +154,10 @@ def _totals(doc: InvoiceDoc, st: Styles) -> Flowable:
     """Return Итого / НДС / Всего к оплате, right-aligned under the Сумма column."""
     vat = doc.vat
     vat_row = [f"{vat_label(doc.vat_mode)}:", format_rub(vat) if vat is not None else "—"]
-    rows = [["Итого:", format_rub(doc.total)], vat_row, ["Всего к оплате:", format_rub(doc.total)]]
+    rows = [["Итого:", format_rub(doc.total)], vat_row]
+    if doc.prepaid:
+        rows.append(["Зачтён аванс:", format_rub(doc.prepaid)])
+    rows.append(["Всего к оплате:", format_rub(doc.due)])
     table = Table(rows, colWidths=[CONTENT_WIDTH - 26 * mm, 26 * mm])
     table.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), st.bold, 9),
                                ("ALIGN", (0, 0), (-1, -1), "RIGHT"),
@@ -171,7 +174,7 @@ def _terms(doc: InvoiceDoc, st: Styles) -> list[Flowable]:
             f"Всего наименований {len(doc.lines)}, на сумму {format_rub(doc.total)} руб.",
             st.body,
         ),
-        para(amount_in_words(doc.total), st.bold_body),
+        para(amount_in_words(doc.due), st.bold_body),
         Spacer(1, 3 * mm),
         HRFlowable(width="100%", thickness=1.2, color="black", spaceAfter=3 * mm),
         para(

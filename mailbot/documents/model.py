@@ -77,11 +77,17 @@ class InvoiceDoc:
     vat_mode: VatMode
     application_number: str
     due_days: int
+    prepaid: Decimal = Decimal("0.00")  # taken from the client's balance («Зачтён аванс»)
 
     @property
     def total(self) -> Decimal:
         """Return the sum of the line amounts."""
         return to_money(sum((line.amount for line in self.lines), Decimal(0)))
+
+    @property
+    def due(self) -> Decimal:
+        """Return what is left to pay: the total less the prepaid balance."""
+        return to_money(self.total - self.prepaid)
 
     @property
     def vat(self) -> Decimal | None:

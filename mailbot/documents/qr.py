@@ -41,7 +41,7 @@ def payment_qr_payload(doc: InvoiceDoc) -> str:
         raise ValueError(f"supplier requisites missing for the payment QR: {', '.join(missing)}")
     fields = {
         **required,
-        "Sum": str(to_kopecks(doc.total)),
+        "Sum": str(to_kopecks(doc.due)),  # what is left to pay after the prepaid balance
         "Purpose": doc.purpose,
         "PayeeINN": supplier.inn,
     }

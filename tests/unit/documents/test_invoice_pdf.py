@@ -114,3 +114,15 @@ def test_same_invoice_gives_the_same_bytes() -> None:
 def test_invoice_without_lines_is_refused() -> None:
     with pytest.raises(ValueError, match="no lines"):
         render_invoice_pdf(replace(sample_invoice(), lines=()))
+
+
+def test_a_balance_taken_first_shows_as_prepaid_and_the_qr_asks_only_for_the_rest(
+    pdf_layout_lines: PdfLines,
+) -> None:
+    doc = sample_invoice(3)
+    prepaid = Decimal("300.00")
+    doc = replace(doc, prepaid=prepaid)
+    lines = pdf_layout_lines(render_invoice_pdf(doc))
+    assert any("Зачтён аванс:" in ln and format_rub(prepaid) in ln for ln in lines)
+    assert any("Всего к оплате:" in ln and format_rub(doc.total - prepaid) in ln for ln in lines)
+    assert f"|Sum={int((doc.total - prepaid) * 100)}|" in payment_qr_payload(doc)
