@@ -25,6 +25,7 @@ from mailbot.outbox import send_due
 from mailbot.pipeline import PassReport, process_pending, release_done, take_in
 from mailbot.pool import sync_prefixes
 from mailbot.runtime import Runtime
+from mailbot.scheduler import start_scheduler
 from mailbot.smtp import SmtpSettings, SmtpTransport
 from mailbot.storage.db import transaction
 from mailbot.storage.migrate import check_migrated
@@ -157,11 +158,19 @@ def run_forever(
     log.info("daemon_started", intake=rt.settings.intake, outbox=rt.settings.outbox)
     sdnotify.notify("READY=1")
     outage = 0
+    scheduler = start_scheduler(rt)  # invoice reminders and expiry (writes outbox rows only)
     try:
         while not stop.is_set():
             reader = lock.try_acquire()
             try:
                 _release_dead(rt)
+                heartbeat(  # role known before a long first pass
+                    rt.engine,
+                    now=rt.clock(),
+                    started_at=started_at,
+                    reader=reader,
+                    imap_contact=False,
+                )
                 report = run_pass(
                     rt, intake, transport, stop.is_set, reader=reader, metrics=metrics
                 )
@@ -193,6 +202,7 @@ def run_forever(
                     delay -= step
                     sdnotify.notify("WATCHDOG=1")
     finally:
+        scheduler.shutdown(wait=True)
         lock.release()
         intake.close()
         transport.close()

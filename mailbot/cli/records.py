@@ -47,6 +47,7 @@ def run(
 ) -> None:
     """Run the daemon: take in mail, process, issue, send."""
     from mailbot.daemon import open_intake, open_transport, prepare, run_forever, run_pass
+    from mailbot.scheduler import sweep_invoices
 
     rt = runtime()
     if dry_run:
@@ -72,6 +73,7 @@ def run(
         run_forever(rt, intake, transport, idle_timeout=5.0, metrics=metrics)
         return
     try:
+        sweep_invoices(rt)  # reminders and expiry are due on a one-shot pass too
         report = run_pass(rt, intake, transport)
     finally:
         intake.close()

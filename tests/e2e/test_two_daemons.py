@@ -41,7 +41,7 @@ def applications(n: int) -> tuple[list[bytes], list[str]]:
     for i in range(n):
         mid = f"<{uuid.uuid4().hex}@client.example.test>"
         raw = template.replace(b"demo@client.example.test", f"a{i}@client.example.test".encode())
-        mails.append(re.sub(rb"(?m)^Message-ID: .*$", f"Message-ID: {mid}".encode(), raw, 1))
+        mails.append(re.sub(rb"(?m)^Message-ID: .*$", f"Message-ID: {mid}".encode(), raw, count=1))
         ids.append(mid)
     return mails, ids
 
@@ -62,6 +62,7 @@ class Cluster:
             ("smtp", "port", str(stack.smtp_port)),
             ("smtp", "security", '"none"'),
             ("smtp", "user", '""'),
+            ("limits", "replies_per_sender_per_hour", "100000"),  # every form names one address
         ):
             text = set_key(text, section, key, value)
         (root / "config.toml").write_text(text)
@@ -90,7 +91,26 @@ class Cluster:
             return int(s.exec(query).one())  # type: ignore[call-overload]
 
     def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.dir.glob("*.log"))
+        with Session(self.engine) as s:
+            states = {
+                "inbound": list(
+                    s.exec(
+                        select(
+                            InboundMessage.status, InboundMessage.lease_owner, func.count()
+                        ).group_by(col(InboundMessage.status), col(InboundMessage.lease_owner))
+                    )
+                ),
+                "outbox": list(
+                    s.exec(
+                        select(
+                            OutboxMessage.status, OutboxMessage.lease_owner, func.count()
+                        ).group_by(col(OutboxMessage.status), col(OutboxMessage.lease_owner))
+                    )
+                ),
+                "pids": [p.pid for p in self.procs],
+            }
+        tails = "\n".join(p.read_text(errors="replace")[-1500:] for p in self.dir.glob("*.log"))
+        return f"{states}\n{tails}"
 
     def wait(self, what: str, check: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -127,7 +147,7 @@ def reply_counts(stack: MailStack) -> Counter[str]:
     """How many of our replies each In-Reply-To has in the recipients' mailbox."""
     with stack.imap(CATCH) as c:
         c.select_folder("INBOX", readonly=True)
-        got = c.fetch("1:*", [b"BODY.PEEK[HEADER.FIELDS (IN-REPLY-TO)]"])
+        got = c.fetch(c.search("ALL"), [b"BODY.PEEK[HEADER.FIELDS (IN-REPLY-TO)]"])
     counts: Counter[str] = Counter()
     for item in got.values():
         header = bytes(item[b"BODY[HEADER.FIELDS (IN-REPLY-TO)]"]).decode().strip()
@@ -153,7 +173,7 @@ def run_two_daemons_and_kill_one(cluster: Cluster, stack: MailStack, n: int) -> 
     victim.wait()
     sent = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "sent")
     acked = select(func.count()).select_from(InboundMessage).where(col(InboundMessage.acknowledged))
-    cluster.wait("every application answered", lambda: cluster.count(sent) >= n, 300)
+    cluster.wait("every application answered", lambda: cluster.count(sent) >= n, 90)
     cluster.wait("every message acknowledged", lambda: cluster.count(acked) >= n, 60)
     stack.wait_for_messages(CATCH, n, timeout=60)
 
