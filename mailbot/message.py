@@ -100,8 +100,31 @@ _KEPT = (
 
 
 def _clean(value: object) -> str:
-    """A header value as one line: folding and any CR/LF removed."""
-    return re.sub(r"[\r\n]+\s*", " ", str(value or "")).strip()
+    """A header value as one line: folding and CR/LF become spaces, other controls (NUL…) go.
+
+    Such values reach database rows (PostgreSQL refuses NUL) and our replies' headers.
+    """
+    text = re.sub(r"[\r\n]+\s*", " ", str(value or ""))
+    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", text).strip()
+
+
+def _address(msg: Message, name: str) -> tuple[str, str]:
+    """(display name, lower-case address) of an address header, read from its RAW text.
+
+    The address is taken before any RFC 2047 decoding, so an encoded display name holding
+    «evil@x\r\n» can never become the address a reply goes to; the name is decoded after.
+    """
+    raw = next((str(v) for k, v in msg.raw_items() if k.lower() == name.lower()), "")
+    raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    raw = re.sub(r"\r?\n[ \t]*", " ", raw)
+    angle = re.search(r"<([^<>\s@]+@[^<>\s@]+)>\s*$", raw)  # the angle address is the address
+    if angle is not None:
+        display, addr = raw[: angle.start()].strip().strip('"'), angle.group(1)
+    else:
+        display, addr = parseaddr(raw)
+    with contextlib.suppress(LookupError, ValueError, UnicodeDecodeError):
+        display = str(make_header(decode_header(display)))
+    return _clean(display), _clean(addr).lower()
 
 
 def _ids(value: str) -> tuple[str, ...]:
@@ -111,7 +134,7 @@ def _ids(value: str) -> tuple[str, ...]:
 def _header(msg: Message, name: str) -> str:
     try:
         return _clean(msg.get(name, ""))
-    except (ValueError, TypeError, IndexError):  # malformed header: decode the raw text
+    except (ValueError, TypeError, IndexError, AttributeError):  # malformed: use the raw text
         raw = next((str(v) for k, v in msg.raw_items() if k.lower() == name.lower()), "")
         try:
             return _clean(make_header(decode_header(raw)))
@@ -217,9 +240,8 @@ def parse_message(raw: bytes, *, headers_only: bool = False) -> ParsedMessage:
     """
     msg = BytesParser(policy=POLICY).parsebytes(raw, headersonly=headers_only)
     assert isinstance(msg, EmailMessage)  # noqa: S101 - policy.default guarantees it
-    name, addr = parseaddr(_header(msg, "From"))
-    reply_name, reply_addr = parseaddr(_header(msg, "Reply-To"))
-    del reply_name
+    name, addr = _address(msg, "From")
+    reply_addr = _address(msg, "Reply-To")[1]
     attachments: list[Attachment] = []
     texts: list[str] = []
     if not headers_only:
@@ -227,8 +249,8 @@ def parse_message(raw: bytes, *, headers_only: bool = False) -> ParsedMessage:
     return_path = msg.get("Return-Path")
     return ParsedMessage(
         message_id=(_ids(_header(msg, "Message-ID")) or ("",))[0],
-        from_addr=addr.lower(),
-        from_name=_clean(name),
+        from_addr=addr,
+        from_name=name,
         reply_to=reply_addr.lower(),
         subject=_header(msg, "Subject"),
         in_reply_to=(_ids(_header(msg, "In-Reply-To")) or ("",))[0],

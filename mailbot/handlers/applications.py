@@ -31,7 +31,14 @@ PRODUCT_EXTS = FORM_EXTS - {".docx"}
 
 
 def reply_to(msg: ParsedMessage) -> str:
-    return msg.reply_to or msg.from_addr
+    """Where our reply goes: the From address, never Reply-To.
+
+    Reply-To is whatever the sender typed; obeying it would let anyone make us mail forms,
+    invoices or ticket numbers to a third party (backscatter). The From address is the one
+    the receiving MTA and DMARC vouch for; the application's own e-mail field gets the
+    invoice and codes as well.
+    """
+    return msg.from_addr
 
 
 def pick(msg: ParsedMessage) -> tuple[Attachment | None, Attachment | None, list[Attachment]]:

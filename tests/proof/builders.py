@@ -14,9 +14,9 @@ import io
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from datetime import UTC, datetime
 
 from mailbot import forms
 from tests.corpus import hostile
@@ -45,7 +45,9 @@ def sender(n: int | str) -> str:
     return f"applicant-{n}@client.example.test"
 
 
-def _mail(frm: str, subject: str = "Заявка на регистрацию", text: str = "Здравствуйте!") -> EmailMessage:
+def _mail(
+    frm: str, subject: str = "Заявка на регистрацию", text: str = "Здравствуйте!"
+) -> EmailMessage:
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = frm, INFO, subject
     msg["Date"] = DATE
@@ -114,10 +116,16 @@ def _nested_multipart(depth: int) -> bytes:
 
 
 def _many_attachments(count: int) -> bytes:
-    msg = _mail(sender("many"), "5000 вложений")
-    for i in range(count):
-        attach(msg, b"x", f"file{i}.xlsx", XLSX)
-    return bytes(msg)
+    head = (
+        f"From: {sender('many')}\r\nTo: {INFO}\r\nSubject: 5000\r\nDate: {DATE}\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="M"\r\n\r\n'
+        "--M\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nфайлы\r\n"
+    )
+    part = (
+        "--M\r\nContent-Type: application/octet-stream\r\n"
+        'Content-Disposition: attachment; filename="file{}.xlsx"\r\n\r\nx\r\n'
+    )
+    return (head + "".join(part.format(i) for i in range(count)) + "--M--\r\n").encode()
 
 
 def _huge_header_line() -> bytes:
@@ -223,7 +231,8 @@ def _injection_cases() -> Iterator[HostileMail]:
         yield HostileMail(
             f"inject-form-{field[:12]}",
             lambda v=values, f=field: application(
-                sender(f"inj-form-{hashlib.sha256(f.encode()).hexdigest()[:8]}"), docx=fb.application_docx(v)
+                sender(f"inj-form-{hashlib.sha256(f.encode()).hexdigest()[:8]}"),
+                docx=fb.application_docx(v),
             ),
         )
 
@@ -264,7 +273,10 @@ def _traversal_cases() -> Iterator[HostileMail]:
 
         def zipped(fn: str = name, n: int = i) -> bytes:
             msg = _mail(sender(f"travzip{n}"))
-            entries = {fn: forms.sample_application_docx(), "Перечень.xlsx": forms.sample_products_xlsx()}
+            entries = {
+                fn: forms.sample_application_docx(),
+                "Перечень.xlsx": forms.sample_products_xlsx(),
+            }
             attach(msg, _zip(entries), "forms.zip", "application/zip")
             return bytes(msg)
 
@@ -320,12 +332,15 @@ def _oddities() -> Iterator[HostileMail]:
 
 
 def _forwards(depth: int) -> bytes:
-    inner = bytes(_mail(sender("fwd-inner")))
-    for _ in range(depth):
-        msg = _mail(sender("fwd"), "Fwd")
-        msg.add_attachment(inner, maintype="message", subtype="rfc822")
-        inner = bytes(msg)
-    return inner
+    """A forward of a forward … `depth` times (message/rfc822 parts, 8bit, no re-encoding)."""
+    raw = f"From: {sender('fwd-inner')}\r\nSubject: inner\r\n\r\nтекст\r\n"
+    for i in range(depth):
+        raw = (
+            f"From: {sender('fwd')}\r\nTo: {INFO}\r\nSubject: Fwd {i}\r\nMIME-Version: 1.0\r\n"
+            f'Content-Type: multipart/mixed; boundary="f{i}"\r\n\r\n--f{i}\r\n'
+            f"Content-Type: message/rfc822\r\n\r\n{raw}\r\n--f{i}--\r\n"
+        )
+    return raw.encode()
 
 
 def _zip_bomb_mail() -> bytes:
