@@ -167,12 +167,19 @@ def _filename(part: EmailMessage) -> str | None:
     return name
 
 
+def _disposition(part: EmailMessage) -> str | None:
+    """inline / attachment / None; a mangled header (fuzzing found «filename*» cut short,
+    which makes the stdlib raise IndexError) counts as an attachment."""
+    try:
+        return part.get_content_disposition()
+    except (ValueError, TypeError, IndexError, AttributeError):
+        return "attachment"
+
+
 def _is_embedded_image(part: EmailMessage, ctype: str) -> bool:
     """An inline picture referenced from HTML (signature logos), not a sent file."""
     return (
-        ctype.startswith("image/")
-        and part.get_content_disposition() != "attachment"
-        and "content-id" in part
+        ctype.startswith("image/") and _disposition(part) != "attachment" and "content-id" in part
     )
 
 
@@ -186,7 +193,7 @@ def _walk(msg: EmailMessage, out: list[Attachment], texts: list[str], depth: int
             continue
         ctype = part.get_content_type()
         filename = _filename(part)
-        disposition = part.get_content_disposition()
+        disposition = _disposition(part)
         if (filename or disposition == "attachment") and not _is_embedded_image(part, ctype):
             data = part.get_payload(decode=True)
             if isinstance(data, bytes):

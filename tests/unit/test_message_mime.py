@@ -231,3 +231,14 @@ def test_encoded_newlines_in_name_and_subject_cannot_inject_headers_into_our_rep
          "Auto-Submitted", "X-Auto-Response-Suppress", "MIME-Version", "Content-Type",
          "Content-Transfer-Encoding"]
     )  # fmt: skip
+
+
+def test_a_content_disposition_cut_off_inside_a_parameter_is_still_an_attachment() -> None:
+    # Found by the fuzzer: the standard library raises IndexError on «filename*» cut short.
+    raw = (
+        b"From: a@client.example.test\nSubject: x\nMIME-Version: 1.0\n"
+        b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nhi\n'
+        b"--b\nContent-Type: application/octet-stream\nContent-Disposition: attachment;\n"
+        b" filename*"
+    )
+    assert [a.filename for a in parse_message(raw).attachments] == ["attachment"]
