@@ -13,6 +13,7 @@ import argparse
 import cProfile
 import logging
 import pstats
+import re
 import sys
 import tempfile
 import time
@@ -65,7 +66,9 @@ def application_mail(sender: str, files: tuple[bytes, bytes]) -> bytes:
 def site(root: Path) -> Runtime:
     root.mkdir()
     text = (REPO / "config.toml").read_text()  # one client: lift the per-address reply limit
-    text = text.replace("replies_per_sender_per_hour = 5", "replies_per_sender_per_hour = 100000")
+    text = re.sub(
+        r"(?m)^replies_per_sender_per_hour = \d+", "replies_per_sender_per_hour = 100000", text
+    )
     (root / "config.toml").write_text(text)
     env = {"MAILBOT_DATABASE_URL": f"sqlite:///{root / 'mailbot.db'}", "MAILBOT_SECRET_KEY": ""}
     rt = build_runtime(load_settings(root / "config.toml", env=env))

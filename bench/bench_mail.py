@@ -98,7 +98,7 @@ def idle_latency_intake(stack: MailStack, rounds: int) -> list[float]:
 
 
 def idle_latency_bare(stack: MailStack, rounds: int) -> list[float]:
-    box = "bench-idle-bare"
+    box = f"bench-idle-bare-{uuid.uuid4().hex[:8]}"  # measured twice with --daemon
     out = []
     with stack.imap(USER) as c, stack.imap(USER) as writer:
         c.create_folder(box)
@@ -200,13 +200,16 @@ def _count(client: Any) -> int:
     return len(client.search("ALL"))
 
 
-def daemon_latency(stack: MailStack, root: Path, runs: int) -> tuple[list[float], int]:
+def daemon_latency(
+    stack: MailStack, root: Path, runs: int, log: Path | None = None
+) -> tuple[list[float], int]:
     """APPEND -> reply in the recipient's INBOX, per run; returns (seconds, daemon pid)."""
     from bench_backlog import application_files, application_mail
 
     workdir, env = daemon_site(stack, root)
+    sink = log.open("wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, "-m", "mailbot", "run"], cwd=workdir, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                            stdout=sink, stderr=sink)  # fmt: skip
     files, out = application_files(50), []
     # replies go to the address in the application (every run the same client)
     with stack.imap(USER) as writer, stack.imap(RCPT) as reader:
@@ -257,6 +260,7 @@ def main() -> None:
     ap.add_argument("--daemon-only", action="store_true", help="only the daemon figures")
     ap.add_argument("--daemon-runs", type=int, default=50)
     ap.add_argument("--idle-seconds", type=float, default=60.0)
+    ap.add_argument("--daemon-log", type=Path, help="keep the daemon's log lines in this file")
     a = ap.parse_args()
     # info lines per message would drown the figures (and cost ~0.1 ms each on a TTY)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -274,7 +278,7 @@ def main() -> None:
 
 
 def run_daemon(stack: MailStack, root: Path, a: argparse.Namespace) -> None:
-    lat, pid = daemon_latency(stack, root, a.daemon_runs)
+    lat, pid = daemon_latency(stack, root, a.daemon_runs, a.daemon_log)
     floor = statistics.median(idle_latency_bare(stack, a.rounds)) * 1000
     p50 = statistics.median(lat) * 1000
     p95 = statistics.quantiles(lat, n=20)[-1] * 1000 if len(lat) > 1 else p50

@@ -98,7 +98,7 @@ def run_pass(
     reader: bool = True,
     metrics: Metrics | None = None,
 ) -> PassReport:
-    """One pass over everything waiting: intake, processing, issuance, sending.
+    """One pass over everything waiting: intake, processing, issuance, sending, acknowledging.
 
     Only the reader (see mailbot.workers) takes mail in and acknowledges it; every daemon
     processes, issues and sends.
@@ -110,13 +110,13 @@ def run_pass(
         each = (time.perf_counter() - started) / processed  # per-pass mean, see metrics.py
         for _ in range(processed):
             metrics.processing_seconds.labels(kind="any").observe(each)
+    issued = sent = 0
+    if not stop():  # replies first: moving the handled mail out of the inbox can wait
+        issued = issue_paid(rt)
+        sent = send_due(rt.engine, transport, sender=rt.sender, vault=rt.vault, clock=rt.clock).sent
     if reader:
         release_done(rt, intake)
-    if stop():
-        return PassReport(received, processed, 0, 0)
-    issued = issue_paid(rt)
-    report = send_due(rt.engine, transport, sender=rt.sender, vault=rt.vault, clock=rt.clock)
-    return PassReport(received, processed, issued, report.sent)
+    return PassReport(received, processed, issued, sent)
 
 
 class _Interrupted(Exception):

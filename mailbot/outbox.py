@@ -153,16 +153,18 @@ def send_due(
         if not batch:
             return SendReport(sent, retried, failed)
         for row in batch:
-            outcome = _deliver_one(
-                engine,
-                transport,
-                row,
-                sender=sender,
-                vault=vault,
-                clock=clock,
-                max_attempts=max_attempts,
-                horizon=horizon,
-            )
+            ids = {"msg": row.correlation_id} if row.correlation_id else {}
+            with structlog.contextvars.bound_contextvars(**ids):
+                outcome = _deliver_one(
+                    engine,
+                    transport,
+                    row,
+                    sender=sender,
+                    vault=vault,
+                    clock=clock,
+                    max_attempts=max_attempts,
+                    horizon=horizon,
+                )
             sent += outcome == "sent"
             retried += outcome == "retry"
             failed += outcome == "failed"

@@ -78,6 +78,7 @@ def take_in(rt: Runtime, intake: Intake) -> int:
         )
     count = 0
     for item in intake.fetch_new(known=waiting.__contains__):
+        crash_point("after_fetch")
         with transaction(rt.engine) as session:
             if inbound_by_key(session, item.key) is not None:
                 continue
@@ -106,7 +107,9 @@ def release_done(rt: Runtime, intake: Intake) -> int:
     for row in rows:
         quarantine = row.status == InboundStatus.quarantined
         reason = row.last_error.strip().splitlines()[-1] if quarantine and row.last_error else ""
-        intake.acknowledge(row.key, quarantine=quarantine, reason=reason)
+        with structlog.contextvars.bound_contextvars(msg=row.correlation_id):
+            intake.acknowledge(row.key, quarantine=quarantine, reason=reason)
+        crash_point("after_move")
         with transaction(rt.engine) as session:
             fresh = session.get(InboundMessage, row.id)
             assert fresh is not None  # noqa: S101
@@ -180,14 +183,18 @@ def process_pending(rt: Runtime, stop: Callable[[], bool] = lambda: False) -> in
         for inbound in batch:
             if stop():
                 return done
+            crash_point("after_claim")
             _process_safely(rt, inbound)
             done += 1
     return done
 
 
 def _process_safely(rt: Runtime, inbound: InboundMessage) -> None:
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(msg=inbound.correlation_id)
+    with structlog.contextvars.bound_contextvars(msg=inbound.correlation_id):
+        _process_logged(rt, inbound)
+
+
+def _process_logged(rt: Runtime, inbound: InboundMessage) -> None:
     started = time.perf_counter()
     try:
         with transaction(rt.engine) as session:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, delete
 
 from mailbot.archive import read_raw
@@ -16,10 +18,12 @@ from mailbot.invoices import create_invoice, invoice_doc, opening_event
 from mailbot.message import Attachment, ParsedMessage, parse_message
 from mailbot.outbox import enqueue
 from mailbot.parsers.application_docx import ApplicationForm, parse_application
+from mailbot.parsers.limits import Limits
 from mailbot.parsers.pair import check_pair
 from mailbot.parsers.problems import Document, Location, ParseResult, Problem, ProblemCode
 from mailbot.parsers.products_xlsx import ProductRow as ParsedRow
 from mailbot.parsers.products_xlsx import parse_products
+from mailbot.parsers.schema import ProductType
 from mailbot.problem_text import count_phrase, render_problems
 from mailbot.render import FileAttachment, Mail, render_body, reply_subject
 from mailbot.runtime import Runtime
@@ -133,6 +137,20 @@ def _missing(document: Document, label: str) -> Problem:
 Parsed = tuple[ParseResult[ApplicationForm] | None, ParseResult[list[ParsedRow]] | None]
 
 
+def parse_pair(
+    form: tuple[bytes, str] | None,
+    products: tuple[bytes, str] | None,
+    limits: Limits,
+    types: tuple[ProductType, ...],
+) -> ParseResult[Parsed]:
+    """Both files of an application in one guarded call (module-level: the worker unpickles it)."""
+    app_result = None if form is None else parse_application(*form, limits=limits)
+    rows_result = (
+        None if products is None else parse_products(*products, limits=limits, product_types=types)
+    )
+    return ParseResult((app_result, rows_result), [])
+
+
 def read_files(
     session: Session,
     rt: Runtime,
@@ -151,25 +169,16 @@ def read_files(
         for att in pick(msg)[2]
     ]
 
-    def parse_both() -> ParseResult[Parsed]:
-        """Both files in one guarded child: one fork per application, not one per file."""
-        app_result = (
-            None
-            if form_att is None
-            else parse_application(form_att.data, form_att.filename, limits=limits)
-        )
-        rows_result = (
-            None
-            if prod_att is None
-            else parse_products(
-                prod_att.data, prod_att.filename, limits=limits, product_types=types
-            )
-        )
-        return ParseResult((app_result, rows_result), [])
-
+    pair = functools.partial(
+        parse_pair,
+        None if form_att is None else (form_att.data, form_att.filename),
+        None if prod_att is None else (prod_att.data, prod_att.filename),
+        limits,
+        types,
+    )
     names = ", ".join(a.filename for a in (form_att, prod_att) if a is not None)
     both = guarded(
-        parse_both,
+        pair,
         Location(file=names or "—"),
         Budget(seconds=lim.parse_seconds, memory_mb=lim.parse_memory_mb),
     )
@@ -199,22 +208,28 @@ def _form_dict(form: ApplicationForm) -> dict[str, Any]:
 
 
 def _store_rows(session: Session, app_id: int, rows: list[ParsedRow]) -> None:
+    """Replace the application's product rows: one executemany, not a flush of 50 objects."""
     session.execute(delete(ProductRow).where(col(ProductRow.application_id) == app_id))
-    session.add_all(
-        ProductRow(
-            application_id=app_id,
-            row=r.row,
-            name=r.name or "",
-            product_type_code=r.product_type_code or "",
-            product_type_name=r.product_type_name or "",
-            brand=r.brand or "",
-            net_quantity="" if r.net_quantity is None else f"{r.net_quantity.normalize():f}",
-            unit=r.unit or "",
-            okpd2=r.okpd2 or "",
-            tnved=r.tnved or "",
-            note=r.note or "",
-        )
-        for r in rows
+    if not rows:
+        return
+    session.execute(
+        insert(ProductRow),
+        [
+            {
+                "application_id": app_id,
+                "row": r.row,
+                "name": r.name or "",
+                "product_type_code": r.product_type_code or "",
+                "product_type_name": r.product_type_name or "",
+                "brand": r.brand or "",
+                "net_quantity": "" if r.net_quantity is None else f"{r.net_quantity.normalize():f}",
+                "unit": r.unit or "",
+                "okpd2": r.okpd2 or "",
+                "tnved": r.tnved or "",
+                "note": r.note or "",
+            }
+            for r in rows
+        ],
     )
 
 

@@ -7,6 +7,7 @@ first (`create_invoice`), and products that already have codes are flagged, not 
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -43,11 +44,13 @@ def is_order(msg: ParsedMessage, client: Client | None) -> bool:
 
 def requisites(session: Session, client: Client) -> dict[str, Any]:
     """The client's requisites as an application form: its latest form, updated by its row."""
-    latest = session.exec(
+    applications = session.exec(
         select(Application)
-        .where(Application.client_id == client.id, Application.form != {})
+        .where(Application.client_id == client.id)
         .order_by(col(Application.id).desc())
-    ).first()
+    )
+    # the latest with a form; not `form != {}` in SQL: PostgreSQL's json type has no `<>`
+    latest = next((a for a in applications if a.form), None)
     form = dict(latest.form) if latest is not None else {}
     form.update(
         org_name=client.org_name,
@@ -140,7 +143,7 @@ def _read_products(
     lim, limits, types = rt.settings.limits, rt.parse_limits, rt.product_types
     data, name = att.data, att.filename
     result = guarded(
-        lambda: parse_products(data, name, limits=limits, product_types=types),
+        functools.partial(parse_products, data, name, limits=limits, product_types=types),
         Location(file=name, document=Document.products),
         Budget(seconds=lim.parse_seconds, memory_mb=lim.parse_memory_mb),
     )

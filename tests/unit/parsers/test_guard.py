@@ -91,3 +91,25 @@ def test_the_caller_keeps_going_after_many_hostile_parses() -> None:
     outcomes = [guarded(f, AT, Budget(seconds=0.2, memory_mb=64)) for f in (spin, balloon) * 3]
     assert all(r.problems[0].code is ProblemCode.file_too_complex for r in outcomes)
     assert guarded(lambda: ParseResult(7, []), AT, Budget()).value == 7
+
+
+def own_pid_and_fds() -> ParseResult[tuple[int, list[int]]]:
+    return ParseResult((os.getpid(), sorted(int(fd) for fd in os.listdir("/proc/self/fd"))), [])
+
+
+def test_a_picklable_parse_runs_in_one_long_lived_worker_without_our_descriptors() -> None:
+    with open(__file__, "rb") as held:  # a descriptor of ours the worker must not keep
+        first = guarded(own_pid_and_fds, AT, Budget()).value
+        second = guarded(own_pid_and_fds, AT, Budget()).value
+        ours = held.fileno()
+    assert first is not None and second is not None
+    assert first[0] == second[0] != os.getpid()  # the same worker, not a fork per parse
+    assert ours not in first[1]
+    assert len(first[1]) <= 6  # stdin, stdout, stderr, two pipes (+ the listing itself)
+
+
+def test_a_worker_killed_for_time_is_replaced_for_the_next_parse() -> None:
+    before = guarded(own_pid_and_fds, AT, Budget(seconds=0.3)).value
+    assert guarded(spin, AT, Budget(seconds=0.3)).problems[0].code is ProblemCode.file_too_complex
+    after = guarded(own_pid_and_fds, AT, Budget(seconds=0.3)).value
+    assert before is not None and after is not None and before[0] != after[0]
