@@ -14,6 +14,7 @@ import cProfile
 import logging
 import pstats
 import re
+import resource
 import sys
 import tempfile
 import time
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import structlog
 
+from mailbot import guard
 from mailbot.archive import store_raw
 from mailbot.config import load_settings
 from mailbot.daemon import run_pass
@@ -76,6 +78,13 @@ def site(root: Path) -> Runtime:
     return rt
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its reaped children (the parse worker)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def floor(rt: Runtime, raws: list[bytes]) -> float:
     """Seconds to archive each message durably and commit one row per message."""
     t0 = time.perf_counter()
@@ -103,6 +112,7 @@ def main() -> None:
         intake = MaildirIntake(inbox, max_bytes=rt.settings.limits.max_message_bytes)
         transport = MaildirTransport(rt.settings.maildir.outbox)
         prof = cProfile.Profile() if a.profile else None
+        cpu0 = cpu_seconds()
         t0 = time.perf_counter()
         if prof:
             prof.enable()
@@ -110,6 +120,8 @@ def main() -> None:
         if prof:
             prof.disable()
         took = time.perf_counter() - t0
+        guard.stop_worker()  # reaped, so its CPU time is counted below
+        cpu = cpu_seconds() - cpu0
         base = floor(rt, raws[: min(200, a.n)]) / min(200, a.n) * a.n
     size = len(raws[0]) // 1024
     print(f"backlog of {a.n} valid {a.rows}-row applications ({size} KB each), SQLite:")
@@ -117,6 +129,8 @@ def main() -> None:
     print(f"  mailbot pass            {a.n / took:8.1f} applications/s  ({took:.1f} s)")
     print(f"  floor: fsync + commit   {a.n / base:8.1f} messages/s     "
           f"(mailbot spends {took / base:.1f}x the floor; target >= 20/s)")  # fmt: skip
+    print(f"  CPU per application     {cpu / a.n * 1000:8.1f} ms "
+          f"(daemon + parse worker; {a.n / cpu:.1f}/s if it had a core to itself)")  # fmt: skip
     if prof:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
 

@@ -212,9 +212,11 @@ _worker: _Worker | None = None
 
 
 @atexit.register
-def _stop_worker() -> None:
-    if _worker is not None and _worker.alive:
-        _worker.stop()  # EOF on its request pipe: it leaves
+def stop_worker() -> None:
+    """Let this process's parse worker go (EOF on its request pipe) and reap it."""
+    with _workers_lock:
+        if _worker is not None and _worker.alive:
+            _worker.stop()
 
 
 def _read_until(fd: int, deadline: float, *, frame: bool = False) -> bytes | None:

@@ -25,13 +25,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
+from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from mailbot.crashpoints import crash_point
 from mailbot.render import SECRET_MASK, Mail, compose, message_id_for
 from mailbot.storage.db import transaction
-from mailbot.storage.models import OutboxMessage, OutboxStatus
+from mailbot.storage.models import OutboxMessage, OutboxRecipient, OutboxStatus
 from mailbot.storage.queries import claim_outbox, record_event, replies_since
 from mailbot.transport import DeliveryError, DeliveryUnknown, Envelope, Transport
 from mailbot.vault import Vault
@@ -114,6 +115,12 @@ def enqueue(
     session.add(row)
     session.flush()
     assert row.id is not None  # noqa: S101 - flushed
+    addresses = dict.fromkeys(a.lower() for a in mail.to)  # the loop guard's index
+    if addresses:
+        session.execute(
+            insert(OutboxRecipient),
+            [{"outbox_id": row.id, "address": a, "created_at": now} for a in addresses],
+        )
     record_event(
         session,
         entity="outbox",

@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, LargeBinary, Numeric, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Numeric, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -238,6 +238,21 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = None
     lease_until: datetime | None = None
     lease_owner: str = Field(default="", max_length=100)  # host:pid of the worker
+
+
+class OutboxRecipient(SQLModel, table=True):
+    """One recipient of one queued mail: the loop guard counts these by address and time.
+
+    Kept beside `OutboxMessage.recipients` (the JSON the sender uses) so that «how many
+    replies did this address get in the last hour» is an index range, not a scan of every
+    mail ever queued.
+    """
+
+    __table_args__ = (Index("ix_outboxrecipient_address_created", "address", "created_at"),)
+
+    outbox_id: int = Field(foreign_key="outboxmessage.id", primary_key=True)
+    address: str = Field(primary_key=True, max_length=320)  # lower-cased
+    created_at: datetime
 
 
 class SupportTicket(SQLModel, table=True):

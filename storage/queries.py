@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, cast, or_, text
+from sqlalchemy import func, or_, text
 from sqlmodel import Session, col, select
 
 from mailbot.storage.models import (
@@ -21,6 +20,7 @@ from mailbot.storage.models import (
     InboundStatus,
     Invoice,
     OutboxMessage,
+    OutboxRecipient,
     OutboxStatus,
 )
 
@@ -209,19 +209,21 @@ def claim_outbox(
 def replies_since(session: Session, address: str, since: datetime) -> int:
     """How many replies went (or will go) to `address` since `since` — the loop guard.
 
-    The JSON list is matched as text in SQL (`"addr"` with its quotes, on SQLite and
-    PostgreSQL alike), so a backlog does not decode every recent row for every reply.
+    An index range on (address, created_at) in outboxrecipient; alerts to the staff and
+    suppressed mails do not count.
     """
-    needle = json.dumps(address)
-    rows = session.exec(
-        select(OutboxMessage.recipients).where(
-            OutboxMessage.created_at >= since,
+    stmt = (
+        select(func.count())
+        .select_from(OutboxRecipient)
+        .join(OutboxMessage, col(OutboxMessage.id) == OutboxRecipient.outbox_id)
+        .where(
+            OutboxRecipient.address == address.lower(),
+            OutboxRecipient.created_at >= since,
             OutboxMessage.status != OutboxStatus.suppressed,
-            col(OutboxMessage.kind).not_in(["alert"]),
-            cast(OutboxMessage.recipients, Text).contains(needle, autoescape=True),
+            OutboxMessage.kind != "alert",
         )
     )
-    return sum(1 for recipients in rows if address in recipients)
+    return int(session.exec(stmt).one())
 
 
 def invoices_of(session: Session, application_id: int) -> list[Invoice]:

@@ -139,12 +139,13 @@ def test_one_sender_gets_at_most_the_configured_replies_per_hour(
     limit = rt.settings.limits.replies_per_sender_per_hour
     inbox = tmp_path / "inbox"
     intake = MaildirIntake(inbox, max_bytes=rt.settings.limits.max_message_bytes)
-    for n in range(limit + 3):
-        deliver_to_maildir(inbox, _bad_application("robot-like@example.test", n))
+    for n in range(limit + 3):  # the same mailbox, however its address is capitalised
+        sender = "robot-like@example.test" if n % 2 else "Robot-Like@EXAMPLE.test"
+        deliver_to_maildir(inbox, _bad_application(sender, n))
     deliver_to_maildir(inbox, _bad_application("other@example.test", 99))
     one_pass(rt, intake)
     by_status = [(o.recipients[0], o.status) for o in rows(rt, OutboxMessage)]
-    mine = [s for r, s in by_status if r == "robot-like@example.test"]
+    mine = [s for r, s in by_status if r.lower() == "robot-like@example.test"]
     assert mine == ["pending"] * limit + ["suppressed"] * 3
     assert ("other@example.test", "pending") in by_status
     clock.advance(hours=1, minutes=1)

@@ -19,18 +19,26 @@ from mailbot.pool import allocate, pool_states, sync_prefixes
 from mailbot.storage.db import make_engine, transaction
 from mailbot.storage.migrate import (
     NotMigratedError,
+    _config,
     check_migrated,
     head_revisions,
     script_heads,
+    upgrade,
 )
 from mailbot.storage.models import (
     Application,
     ApplicationState,
     Event,
     InboundMessage,
+    OutboxMessage,
     ProductRow,
 )
-from mailbot.storage.queries import claim_inbound, next_number, release_dead_leases
+from mailbot.storage.queries import (
+    claim_inbound,
+    next_number,
+    release_dead_leases,
+    replies_since,
+)
 from mailbot.workflow import IllegalTransition, transition
 from tests.conftest import FakeClock
 
@@ -45,6 +53,49 @@ def test_a_migrated_database_passes_and_an_unmigrated_one_is_refused(engine: Eng
         conn.execute(text("DELETE FROM alembic_version"))
     with pytest.raises(NotMigratedError, match="run `mailbot db upgrade`"):
         check_migrated(engine)
+
+
+def test_the_loop_guard_index_is_filled_from_mail_queued_before_the_upgrade(
+    engine: Engine, clock: FakeClock
+) -> None:
+    from alembic import command
+
+    with engine.begin() as conn:
+        cfg = _config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005")
+    now = clock()
+    with engine.begin() as conn:
+        for n, (to, kind, status) in enumerate(
+            [
+                (["Robot@Example.test", "form@example.test"], "invoice", "sent"),
+                (["robot@example.test"], "problems", "pending"),
+                (["robot@example.test"], "problems", "suppressed"),
+                (["robot@example.test"], "alert", "sent"),
+            ]
+        ):
+            conn.execute(
+                OutboxMessage.__table__.insert().values(  # type: ignore[attr-defined]
+                    dedupe_key=f"k{n}",
+                    message_id=f"<{n}@x>",
+                    kind=kind,
+                    recipients=to,
+                    body=b"",
+                    status=status,
+                    next_attempt_at=now,
+                    created_at=now,
+                    correlation_id="",
+                    subject="",
+                    last_error="",
+                    attempts=0,
+                    lease_owner="",
+                )
+            )
+    upgrade(engine)
+    with Session(engine) as session:
+        assert replies_since(session, "ROBOT@example.test", now - timedelta(hours=1)) == 2
+        assert replies_since(session, "form@example.test", now - timedelta(hours=1)) == 1
+        assert replies_since(session, "robot@example.test", now + timedelta(seconds=1)) == 0
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
