@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from mailbot import forms
@@ -79,12 +80,9 @@ def take_in(rt: Runtime, intake: Intake) -> int:
     count = 0
     for item in intake.fetch_new(known=waiting.__contains__):
         crash_point("after_fetch")
-        with transaction(rt.engine) as session:
-            if inbound_by_key(session, item.key) is not None:
-                continue
-        archive_one(rt, item)
-        crash_point("after_archive")
-        count += 1
+        if _archive(rt, item)[1]:
+            crash_point("after_archive")
+            count += 1
     return count
 
 
@@ -111,25 +109,35 @@ def release_done(rt: Runtime, intake: Intake) -> int:
             intake.acknowledge(row.key, quarantine=quarantine, reason=reason)
         crash_point("after_move")
         with transaction(rt.engine) as session:
-            fresh = session.get(InboundMessage, row.id)
-            assert fresh is not None  # noqa: S101
-            fresh.acknowledged = True
-            session.add(fresh)
+            session.execute(
+                update(InboundMessage)
+                .where(col(InboundMessage.id) == row.id)
+                .values(acknowledged=True)
+            )
         crash_point("after_acknowledge")
     return len(rows)
 
 
 def archive_one(rt: Runtime, item: RawMessage | OversizedMessage) -> InboundMessage:
     """Store the raw bytes and commit the inbound row (idempotent by intake key and hash)."""
+    return _archive(rt, item)[0]
+
+
+def _archive(rt: Runtime, item: RawMessage | OversizedMessage) -> tuple[InboundMessage, bool]:
+    """(the inbound row, whether this call created it); the raw bytes are stored first.
+
+    Storing is content-addressed, so a message already archived costs one rewrite of the
+    same file, never a second copy; that rare case is cheaper than a lookup per message.
+    """
     data = item.headers if isinstance(item, OversizedMessage) else item.data
     sha, rel = store_raw(rt.settings.archive_dir, data)
+    head = parse_message(data, headers_only=True) if data else None  # before the write lock
     now = rt.clock()
     with transaction(rt.engine) as session:
         existing = inbound_by_key(session, item.key)
         if existing is not None:
-            return existing
+            return existing, False
         twin = inbound_by_sha(session, sha)
-        head = parse_message(data, headers_only=True) if data else None
         row = InboundMessage(
             key=item.key,
             sha256=sha,
@@ -163,7 +171,7 @@ def archive_one(rt: Runtime, item: RawMessage | OversizedMessage) -> InboundMess
         size=item.size,
         duplicate=twin is not None,
     )
-    return row
+    return row, True
 
 
 def process_pending(rt: Runtime, stop: Callable[[], bool] = lambda: False) -> int:
