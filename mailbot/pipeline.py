@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import update
@@ -232,18 +233,7 @@ def _park(rt: Runtime, inbound: InboundMessage, exc: Exception) -> None:
         row.lease_until, row.lease_owner = rt.clock() + backoff(row.attempts), ""
         quarantine = row.attempts >= rt.settings.limits.max_attempts
         row.status = InboundStatus.quarantined if quarantine else InboundStatus.failed
-        session.add(row)
-        assert row.id is not None  # noqa: S101
-        record_event(
-            session,
-            entity="inbound",
-            entity_id=row.id,
-            event="message_failed",
-            at=rt.clock(),
-            to_state=row.status,
-            correlation_id=row.correlation_id,
-            data={"error": repr(exc)[:500], "attempts": row.attempts},
-        )
+        _settle(session, rt, row, "message_failed", error=repr(exc)[:500], attempts=row.attempts)
     log.error("message_failed", error=repr(exc), attempts=row.attempts, status=row.status)
 
 
@@ -264,19 +254,24 @@ def process_one(session: Session, rt: Runtime, inbound: InboundMessage) -> str:
     inbound.status = InboundStatus.processed
     inbound.processed_at = rt.clock()
     inbound.lease_until, inbound.lease_owner = None, ""
-    session.add(inbound)
-    assert inbound.id is not None  # noqa: S101
+    _settle(session, rt, inbound, "message_processed", kind=inbound.kind, outcome=outcome)
+    return outcome
+
+
+def _settle(session: Session, rt: Runtime, row: InboundMessage, event: str, **data: Any) -> None:
+    """Write the inbound row's new status with its event, in the caller's transaction."""
+    session.add(row)
+    assert row.id is not None  # noqa: S101
     record_event(
         session,
         entity="inbound",
-        entity_id=inbound.id,
-        event="message_processed",
+        entity_id=row.id,
+        event=event,
         at=rt.clock(),
-        to_state=inbound.status,
-        correlation_id=inbound.correlation_id,
-        data={"kind": inbound.kind, "outcome": outcome},
+        to_state=row.status,
+        correlation_id=row.correlation_id,
+        data=data,
     )
-    return outcome
 
 
 def _dispatch(

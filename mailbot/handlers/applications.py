@@ -341,9 +341,27 @@ def _reply(
 ) -> None:
     to = [reply_to(msg)]
     to += [a for a in (also or []) if a and a.lower() not in to]
+    reply_in_thread(session, rt, app, inbound, msg, to=tuple(to), kind=kind, body=body,
+                    attachments=attachments)  # fmt: skip
+
+
+def reply_in_thread(
+    session: Session,
+    rt: Runtime,
+    app: Application,
+    inbound: InboundMessage,
+    msg: ParsedMessage,
+    *,
+    to: tuple[str, ...],
+    kind: str,
+    body: str,
+    attachments: tuple[FileAttachment, ...] = (),
+    untitled: str = "Заявка на штрихкоды",
+) -> None:
+    """Queue the answer to `msg` about `app` (once per application, kind and message)."""
     mail = Mail(
-        to=tuple(to),
-        subject=reply_subject(msg.subject or app.subject, app.number),
+        to=to,
+        subject=reply_subject(msg.subject or app.subject or untitled, app.number),
         text=body,
         attachments=attachments,
         in_reply_to=msg.message_id,

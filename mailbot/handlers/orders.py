@@ -21,15 +21,15 @@ from mailbot.handlers.applications import (
     _problem_dict,
     _store_rows,
     pick,
+    reply_in_thread,
 )
 from mailbot.invoices import create_invoice, invoice_doc, opening_event
 from mailbot.message import ParsedMessage
-from mailbot.outbox import enqueue
 from mailbot.parsers.problems import Document, Location, Problem, ProblemCode
 from mailbot.parsers.products_xlsx import ProductRow as ParsedRow
 from mailbot.parsers.products_xlsx import parse_products
 from mailbot.problem_text import count_phrase, render_problems
-from mailbot.render import FileAttachment, Mail, render_body, reply_subject
+from mailbot.render import FileAttachment, render_body
 from mailbot.runtime import Runtime
 from mailbot.storage.models import Application, Barcode, Client, InboundMessage, ProductRow
 from mailbot.storage.queries import next_number
@@ -224,23 +224,5 @@ def _reply(
 ) -> None:
     """To the registered address it came from and the client's e-mail, in the thread."""
     to = tuple(dict.fromkeys(a.lower() for a in (msg.from_addr, client.email) if a))
-    mail = Mail(
-        to=to,
-        subject=reply_subject(msg.subject or app.subject or "Заказ штрихкодов", app.number),
-        text=body,
-        attachments=attachments,
-        in_reply_to=msg.message_id,
-        references=msg.references,
-    )
-    enqueue(
-        session,
-        mail,
-        dedupe_key=f"application:{app.id}:{kind}:{inbound.id}",
-        kind=kind,
-        sender=rt.sender,
-        now=rt.clock(),
-        application_id=app.id,
-        inbound_id=inbound.id,
-        correlation_id=inbound.correlation_id,
-        rate_limit=rt.settings.limits.replies_per_sender_per_hour,
-    )
+    reply_in_thread(session, rt, app, inbound, msg, to=to, kind=kind, body=body,
+                    attachments=attachments, untitled="Заказ штрихкодов")  # fmt: skip
