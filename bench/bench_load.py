@@ -7,9 +7,9 @@ invoice → commit → send), the process RSS sampled every --every messages whi
 calamine and bare openpyxl (read-only) reads of the product list, and archive fsync + one
 commit per message. Asserts nothing.
 
-    /tmp/venv/bin/python bench/bench_load.py [--n 1000] [--big] [--pg postgresql://…/postgres]
+    python bench/bench_load.py [--n 1000] [--big] [--pg postgresql://…/postgres]
 
---big is the 10,000-message backlog (about half an hour on a 2-core machine).
+--big is the 10,000-message backlog (8-15 minutes per database on a 2-core machine).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from python_calamine import CalamineWorkbook
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bench.bench_backlog import application_files, application_mail, floor
+from bench.bench_backlog import application_files, application_mail, cpu_seconds, floor
+from mailbot import guard
 from mailbot.config import load_settings
 from mailbot.daemon import run_pass
 from mailbot.demo import deliver_to_maildir
@@ -64,6 +65,18 @@ def site(root: Path, url: str | None) -> Runtime:
     rt = build_runtime(load_settings(root / "config.toml", env={**env, "MAILBOT_SECRET_KEY": ""}))
     upgrade(rt.engine)
     return rt
+
+
+def worker_rss() -> int:
+    """RSS of the parse worker (0 between workers: it retires when its heap grows)."""
+    worker = guard._worker
+    if worker is None or not worker.alive:
+        return 0
+    try:
+        with open(f"/proc/{worker.pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * resource.getpagesize()
+    except OSError:
+        return 0
 
 
 def processed_count(rt: Runtime) -> int:
@@ -99,21 +112,23 @@ def run(n: int, every: int, url: str | None, label: str) -> None:
         intake = MaildirIntake(
             rt.settings.maildir.inbox, max_bytes=rt.settings.limits.max_message_bytes
         )
-        samples: list[tuple[int, int]] = []
+        samples: list[tuple[int, int, int]] = []
         seen = 0
 
         def sample() -> bool:  # asked before each message (and once per claimed batch)
             nonlocal seen
             seen += 1
-            done = processed_count(rt)
-            if done >= len(samples) * every:
-                samples.append((done, rss()))
+            if seen % every == 1:  # a COUNT per message would itself grow with the table
+                samples.append((processed_count(rt), rss(), worker_rss()))
             return False
 
+        cpu0 = cpu_seconds()
         t0 = time.perf_counter()
         report = run_pass(rt, intake, MaildirTransport(rt.settings.maildir.outbox), sample)
         took = time.perf_counter() - t0
-        samples.append((processed_count(rt), rss()))
+        samples.append((processed_count(rt), rss(), worker_rss()))
+        guard.stop_worker()  # reaped: its CPU time joins ours
+        cpu = cpu_seconds() - cpu0
         base = floor(rt, raws[: min(200, n)]) / min(200, n)
         rt.engine.dispose()
     rate = n / took
@@ -130,12 +145,13 @@ def run(n: int, every: int, url: str | None, label: str) -> None:
     print(
         f"  floor openpyxl read-only   {1 / opx:8.1f} lists/s     (mailbot x{1 / (opx * rate):.1f})"
     )
+    print(f"  CPU per message            {cpu / n * 1000:8.1f} ms (daemon + parse worker)")
     print(
-        "  RSS while processing (by message count): "
-        + ", ".join(f"{k}: {v / MB:.0f} MB" for k, v in samples)
+        "  RSS while processing (messages done: daemon / parse worker): "
+        + ", ".join(f"{k}: {v / MB:.0f} / {w / MB:.0f} MB" for k, v, w in samples)
     )
     growth = (samples[-1][1] - samples[1][1]) / MB if len(samples) > 2 else 0.0
-    print(f"  RSS growth after the first {every}: {growth:+.0f} MB")
+    print(f"  daemon RSS growth after the first {every}: {growth:+.0f} MB")
 
 
 def main() -> None:
