@@ -9,9 +9,9 @@ import structlog
 from sqlmodel import Session, col, select
 
 from mailbot.handlers.applications import reply_to
+from mailbot.handlers.replies import reply
 from mailbot.message import ParsedMessage
-from mailbot.outbox import enqueue
-from mailbot.render import FileAttachment, Mail, render_body, reply_subject
+from mailbot.render import FileAttachment, render_body, reply_subject
 from mailbot.runtime import Runtime
 from mailbot.storage.models import (
     Application,
@@ -99,25 +99,15 @@ def status_reply(
                 "due": due,
             }
         )
-    body = render_body(rt.env, "status", {"apps": items, "service": rt.settings.service})
-    tag = msg.application_tag or ""
-    mail = Mail(
-        to=(sender,),
-        subject=reply_subject(msg.subject or "Статус заявок", tag),
-        text=body,
-        in_reply_to=msg.message_id,
-        references=msg.references,
-    )
-    enqueue(
+    reply(
         session,
-        mail,
-        dedupe_key=f"inbound:{inbound.id}:status",
+        rt,
+        inbound,
+        msg,
+        to=sender,
+        subject=reply_subject(msg.subject or "Статус заявок", msg.application_tag or ""),
+        text=render_body(rt.env, "status", {"apps": items, "service": rt.settings.service}),
         kind="status",
-        sender=rt.sender,
-        now=rt.clock(),
-        inbound_id=inbound.id,
-        correlation_id=inbound.correlation_id,
-        rate_limit=rt.settings.limits.replies_per_sender_per_hour,
     )
     return f"status of {len(items)}"
 
@@ -140,25 +130,17 @@ def instructions(
     )
     if any(sender in r for r in recent):
         return "instructions already sent today"
-    body = render_body(rt.env, "instructions", {"service": rt.settings.service})
-    mail = Mail(
-        to=(sender,),
-        subject=reply_subject(msg.subject or "Регистрация штрихкодов", ""),
-        text=body,
-        attachments=forms,
-        in_reply_to=msg.message_id,
-        references=msg.references,
-    )
-    enqueue(
+    reply(
         session,
-        mail,
-        dedupe_key=f"inbound:{inbound.id}:instructions",
+        rt,
+        inbound,
+        msg,
+        to=sender,
+        subject=reply_subject(msg.subject or "Регистрация штрихкодов", ""),
+        text=render_body(rt.env, "instructions", {"service": rt.settings.service}),
         kind="instructions",
-        sender=rt.sender,
+        attachments=forms,
         now=now,
-        inbound_id=inbound.id,
-        correlation_id=inbound.correlation_id,
-        rate_limit=rt.settings.limits.replies_per_sender_per_hour,
     )
     return "instructions"
 
@@ -176,22 +158,14 @@ def oversized(session: Session, rt: Runtime, inbound: InboundMessage, msg: Parse
             "service": rt.settings.service,
         },
     )
-    mail = Mail(
-        to=(reply_to(msg),),
+    reply(
+        session,
+        rt,
+        inbound,
+        msg,
+        to=reply_to(msg),
         subject=reply_subject(msg.subject, msg.application_tag or ""),
         text=body,
-        in_reply_to=msg.message_id,
-        references=msg.references,
-    )
-    enqueue(
-        session,
-        mail,
-        dedupe_key=f"inbound:{inbound.id}:oversized",
         kind="oversized",
-        sender=rt.sender,
-        now=rt.clock(),
-        inbound_id=inbound.id,
-        correlation_id=inbound.correlation_id,
-        rate_limit=rt.settings.limits.replies_per_sender_per_hour,
     )
     return "refused: too large"

@@ -11,11 +11,11 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from mailbot.classify import is_authenticated
+from mailbot.handlers.replies import reply
 from mailbot.matching import ImportSummary
 from mailbot.message import Attachment, ParsedMessage
-from mailbot.outbox import enqueue
 from mailbot.payments import UNVERIFIED, import_statement
-from mailbot.render import Mail, render_body
+from mailbot.render import render_body
 from mailbot.runtime import Runtime
 from mailbot.storage.models import InboundMessage
 
@@ -73,23 +73,16 @@ def _import(
         {"files": results, "verdicts": VERDICT_TEXT, "service": rt.settings.service},
     )
     subject = "Выписка не загружена: письмо не подтверждено" if hold_reason else "Выписка загружена"
-    mail = Mail(
-        to=(msg.from_addr,),
+    reply(
+        session,
+        rt,
+        inbound,
+        msg,
+        to=msg.from_addr,
         subject=f"{subject}: {msg.subject}" if msg.subject else subject,
         text=body,
-        in_reply_to=msg.message_id,
-        references=msg.references,
-    )
-    enqueue(
-        session,
-        mail,
-        dedupe_key=f"inbound:{inbound.id}:statement",
         kind="statement_report",
-        sender=rt.sender,
-        now=rt.clock(),
-        inbound_id=inbound.id,
-        correlation_id=inbound.correlation_id,
-        rate_limit=rt.settings.limits.replies_per_sender_per_hour,
+        topic="statement",
     )
     counts = "; ".join(f"{name}: {s.error or s.line}" for name, s in results)
     return ("held, " if hold_reason else "imported, ") + counts
