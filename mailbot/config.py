@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -181,6 +181,24 @@ class _Reader:
             return default
         return value
 
+    def tables(
+        self, sec: Mapping[str, Any], where: str, key: str, *, one: str, keys: str
+    ) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """(name, table) for each table of the array `key`; at least one is required.
+
+        A generator, so each entry's problems follow its own name in the report.
+        """
+        raw = sec.get(key, [])
+        if not isinstance(raw, list) or not raw:
+            self.problems.append(f"{where}.{key}: at least one {one} is required")
+            return
+        for n, item in enumerate(raw):
+            name = f"{where}.{key}[{n}]"
+            if isinstance(item, Mapping):
+                yield name, item
+            else:
+                self.problems.append(f"{name}: must be a table with {keys}")
+
     def money(self, sec: Mapping[str, Any], where: str, key: str) -> Decimal:
         raw = sec.get(key)
         try:
@@ -286,15 +304,7 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
 
     t = r.section("tariffs")
     tiers = []
-    raw_tiers = t.get("tiers", [])
-    if not isinstance(raw_tiers, list) or not raw_tiers:
-        r.problems.append("tariffs.tiers: at least one tier is required")
-        raw_tiers = []
-    for n, tier in enumerate(raw_tiers):
-        where = f"tariffs.tiers[{n}]"
-        if not isinstance(tier, Mapping):
-            r.problems.append(f"{where}: must be a table with from, to, price")
-            continue
+    for where, tier in r.tables(t, "tariffs", "tiers", one="tier", keys="from, to, price"):
         tiers.append(
             Tier(
                 min_qty=r.get(tier, where, "from", int, 1, required=True),
@@ -320,15 +330,7 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
 
     b = r.section("barcodes")
     prefixes = []
-    raw_prefixes = b.get("prefixes", [])
-    if not isinstance(raw_prefixes, list) or not raw_prefixes:
-        r.problems.append("barcodes.prefixes: at least one [[barcodes.prefixes]] is required")
-        raw_prefixes = []
-    for n, p in enumerate(raw_prefixes):
-        where = f"barcodes.prefixes[{n}]"
-        if not isinstance(p, Mapping):
-            r.problems.append(f"{where}: must be a table with prefix")
-            continue
+    for where, p in r.tables(b, "barcodes", "prefixes", one="[[barcodes.prefixes]]", keys="prefix"):
         prefix = r.get(p, where, "prefix", str, "", required=True, pattern=r"46\d{5,8}")
         room = 10 ** (12 - len(prefix)) if prefix else 0
         capacity = r.get(p, where, "capacity", int, room)
