@@ -10,13 +10,6 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-import docx
-import openpyxl
-from docx.shared import Pt
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.datavalidation import DataValidation
-
 from mailbot.parsers.schema import (
     APPLICATION_FIELDS,
     PRODUCT_COLUMNS,
@@ -118,7 +111,14 @@ def bundled_product_types() -> tuple[ProductType, ...]:
     return types
 
 
+# python-docx and openpyxl (~15 MB resident) are imported where a form is built: the daemon
+# needs them only when it attaches blank forms to a problems reply, not to sit idle.
+
+
 def _application_docx(values: dict[str, str] | None) -> bytes:
+    import docx
+    from docx.shared import Pt
+
     document = docx.Document()
     document.add_heading(APPLICATION_TITLE, level=1)
     document.add_paragraph(_INTRO)
@@ -157,6 +157,11 @@ def invalid_sample_application_docx() -> bytes:
 
 
 def _products_xlsx(rows: Sequence[Sequence[object]], types: Sequence[ProductType]) -> bytes:
+    import openpyxl
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.title = PRODUCTS_TITLE
@@ -215,6 +220,9 @@ def invalid_sample_products_xlsx(product_types: Sequence[ProductType] | None = N
 
 
 def product_types_xlsx(product_types: Sequence[ProductType]) -> bytes:
+    import openpyxl
+    from openpyxl.styles import Font
+
     """Return «Список видов продукции»: code and name per row."""
     wb = openpyxl.Workbook()
     ws = wb.active

@@ -22,7 +22,6 @@ from mailbot.credentials import hash_password, login_for, new_password
 from mailbot.documents.barcodes import images_zips
 from mailbot.documents.certificate_pdf import render_certificate_pdf
 from mailbot.documents.model import CertificateDoc, IssuedCode, Party
-from mailbot.documents.registry_xlsx import render_registry
 from mailbot.invoices import service_party
 from mailbot.mailsplit import pack, part_budget, part_subject, raw_capacity
 from mailbot.outbox import enqueue
@@ -60,6 +59,7 @@ def issue_paid(rt: Runtime) -> int:
                 break
             outcome = allocate_codes(session, rt, app)
             app_id = app.id
+        crash_point("after_allocate")
         if outcome != "held":
             _alert(rt)
         if outcome == "waiting" or app_id is None:
@@ -257,6 +257,9 @@ def _documents(
     rt: Runtime, app: Application, client: Client, codes: list[IssuedCode]
 ) -> tuple[FileAttachment, FileAttachment]:
     """The registry and the certificate of one application."""
+    # openpyxl (~13 MB resident) is loaded at the first issuance, not by an idle daemon.
+    from mailbot.documents.registry_xlsx import render_registry
+
     today = rt.clock().date()
     party = Party(
         name=client.org_name,
