@@ -6,9 +6,9 @@ import os
 import socket
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, text
+from sqlalchemy import ColumnElement, func, or_, text
 from sqlmodel import Session, col, select
 
 from mailbot.storage.models import (
@@ -163,39 +163,41 @@ def claim_inbound(
     session: Session, *, now: datetime, lease: timedelta, max_attempts: int, limit: int = 1
 ) -> list[InboundMessage]:
     """Lease messages waiting for processing; on PostgreSQL other workers skip them."""
-    stmt = (
-        select(InboundMessage)
-        .where(
-            or_(
-                col(InboundMessage.status) == InboundStatus.archived,
-                (col(InboundMessage.status) == InboundStatus.failed)
-                & (col(InboundMessage.attempts) < max_attempts),
-            ),
-            or_(col(InboundMessage.lease_until).is_(None), col(InboundMessage.lease_until) < now),
-        )
-        .order_by(col(InboundMessage.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    waiting = or_(
+        col(InboundMessage.status) == InboundStatus.archived,
+        (col(InboundMessage.status) == InboundStatus.failed)
+        & (col(InboundMessage.attempts) < max_attempts),
     )
-    rows = list(session.exec(stmt))
-    for row in rows:
-        row.lease_until, row.lease_owner = now + lease, worker_id()
-        session.add(row)
-    return rows
+    return _lease(session, InboundMessage, waiting, now=now, lease=lease, limit=limit)
 
 
 def claim_outbox(
     session: Session, *, now: datetime, lease: timedelta, limit: int = 20
 ) -> list[OutboxMessage]:
     """Lease due outgoing mail; on PostgreSQL other workers skip the leased rows."""
+    due = (
+        col(OutboxMessage.status) == OutboxStatus.pending,
+        col(OutboxMessage.next_attempt_at) <= now,
+    )
+    return _lease(session, OutboxMessage, *due, now=now, lease=lease, limit=limit)
+
+
+_Leased = TypeVar("_Leased", InboundMessage, OutboxMessage)
+
+
+def _lease(
+    session: Session,
+    model: type[_Leased],
+    *where: ColumnElement[bool],
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+) -> list[_Leased]:
+    """Lock the first `limit` rows matching `where` whose lease is free; lease them to us."""
     stmt = (
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.status == OutboxStatus.pending,
-            OutboxMessage.next_attempt_at <= now,
-            or_(col(OutboxMessage.lease_until).is_(None), col(OutboxMessage.lease_until) < now),
-        )
-        .order_by(col(OutboxMessage.id))
+        select(model)
+        .where(*where, or_(col(model.lease_until).is_(None), col(model.lease_until) < now))
+        .order_by(col(model.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
