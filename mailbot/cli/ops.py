@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -11,6 +11,7 @@ from sqlmodel import Session, col, or_, select
 from mailbot.archive import read_raw
 from mailbot.cli.base import app, fail, group, out, runtime
 from mailbot.message import parse_message
+from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import (
     Application,
@@ -148,26 +149,42 @@ def quarantine_show(ref: str) -> None:
             out.print(m.last_error, highlight=False)
 
 
+def _move(
+    session: Session,
+    rt: Runtime,
+    m: InboundMessage,
+    to: InboundStatus,
+    *,
+    event: str,
+    data: dict[str, Any],
+) -> None:
+    """An admin moves `m` to state `to`; the event log records it."""
+    record_event(
+        session,
+        entity="inbound",
+        entity_id=m.id or 0,
+        event=event,
+        at=rt.clock(),
+        from_state=m.status,
+        to_state=to,
+        correlation_id=m.correlation_id,
+        data=data,
+    )
+    m.status = to
+    session.add(m)
+
+
 def _requeue(ref: str, *, allowed: tuple[str, ...], note: str) -> None:
     rt = runtime()
     with transaction(rt.engine) as session:
         m = _inbound(session, ref)
         if m.status not in allowed:
             fail(f"message {ref} is {m.status}; only {', '.join(allowed)} can be {note}")
-        record_event(
-            session,
-            entity="inbound",
-            entity_id=m.id or 0,
-            event="message_requeued",
-            at=rt.clock(),
-            from_state=m.status,
-            to_state=InboundStatus.archived,
-            correlation_id=m.correlation_id,
-            data={"by": "admin"},
-        )
-        m.status, m.attempts, m.acknowledged = InboundStatus.archived, 0, False
+        m.attempts, m.acknowledged = 0, False
         m.lease_until, m.lease_owner = None, ""
-        session.add(m)
+        _move(
+            session, rt, m, InboundStatus.archived, event="message_requeued", data={"by": "admin"}
+        )
     out.print(f"message {ref} will be processed on the next pass")
 
 
@@ -187,19 +204,14 @@ def quarantine_reject(
         m = _inbound(session, ref)
         if m.status != InboundStatus.quarantined:
             fail(f"message {ref} is {m.status}, not quarantined")
-        record_event(
+        _move(
             session,
-            entity="inbound",
-            entity_id=m.id or 0,
+            rt,
+            m,
+            InboundStatus.rejected,
             event="message_rejected",
-            at=rt.clock(),
-            from_state=m.status,
-            to_state=InboundStatus.rejected,
-            correlation_id=m.correlation_id,
             data={"reason": reason},
         )
-        m.status = InboundStatus.rejected
-        session.add(m)
     out.print(f"message {ref} rejected: {reason}")
 
 
