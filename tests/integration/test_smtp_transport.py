@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -178,88 +179,95 @@ def queue_reply(rt: Runtime) -> OutboxMessage:
     return row
 
 
-def send(rt: Runtime, transport: SmtpTransport) -> SendReport:
-    return send_due(rt.engine, transport, sender=rt.sender, vault=rt.vault, clock=rt.clock)
+@dataclass(frozen=True)
+class Queued:
+    """One reply in the outbox and the transport that sends it; what became of it."""
+
+    rt: Runtime
+    row: OutboxMessage
+    transport: SmtpTransport
+
+    def send(self) -> SendReport:
+        rt = self.rt
+        return send_due(rt.engine, self.transport, sender=rt.sender, vault=rt.vault, clock=rt.clock)
+
+    def reload(self) -> OutboxMessage:
+        with Session(self.rt.engine) as session:
+            fresh = session.get(OutboxMessage, self.row.id)
+            assert fresh is not None
+            return fresh
+
+    def events(self) -> list[tuple[str, dict[str, Any]]]:
+        with Session(self.rt.engine) as session:
+            found = session.exec(
+                select(Event)
+                .where(Event.entity == "outbox", Event.entity_id == self.row.id)
+                .order_by(col(Event.id))
+            )
+            return [(e.event, dict(e.data or {})) for e in found]
 
 
-def reload(rt: Runtime, row: OutboxMessage) -> OutboxMessage:
-    with Session(rt.engine) as session:
-        fresh = session.get(OutboxMessage, row.id)
-        assert fresh is not None
-        return fresh
-
-
-def events(rt: Runtime, row: OutboxMessage) -> list[tuple[str, dict[str, Any]]]:
-    with Session(rt.engine) as session:
-        found = session.exec(
-            select(Event)
-            .where(Event.entity == "outbox", Event.entity_id == row.id)
-            .order_by(col(Event.id))
-        )
-        return [(e.event, dict(e.data or {})) for e in found]
+@pytest.fixture
+def queued(rt: Runtime, transport_for: Callable[..., SmtpTransport]) -> Queued:
+    """A reply queued for RCPT, to be sent over the test's mail stack."""
+    return Queued(rt, queue_reply(rt), transport_for())
 
 
 def test_outbox_4xx_defers_with_backoff_then_delivers_exactly_once(
-    rt: Runtime,
+    queued: Queued,
     clock: FakeClock,
     mailstack: MailStack,  # noqa: F811
-    transport_for: Callable[..., SmtpTransport],
     relay_fault: Callable[[str | None], None],
 ) -> None:
-    row, transport = queue_reply(rt), transport_for()
     relay_fault("4xx")
-    assert send(rt, transport) == SendReport(retried=1)
-    deferred = reload(rt, row)
+    assert queued.send() == SendReport(retried=1)
+    deferred = queued.reload()
     assert (deferred.status, deferred.attempts) == ("pending", 1)
     assert deferred.last_error.startswith("451")
     relay_fault(None)
-    assert send(rt, transport) == SendReport()  # not due before the backoff ends
+    assert queued.send() == SendReport()  # not due before the backoff ends
     clock.advance(minutes=1)
-    assert send(rt, transport) == SendReport(sent=1)
-    assert reload(rt, row).status == "sent"
-    assert len(mailstack.by_message_id(RCPT, row.message_id)) == 1
+    assert queued.send() == SendReport(sent=1)
+    assert queued.reload().status == "sent"
+    assert len(mailstack.by_message_id(RCPT, queued.row.message_id)) == 1
 
 
 def test_outbox_5xx_fails_at_once_and_is_never_retried(
-    rt: Runtime,
+    queued: Queued,
     clock: FakeClock,
     mailstack: MailStack,  # noqa: F811
-    transport_for: Callable[..., SmtpTransport],
     relay_fault: Callable[[str | None], None],
 ) -> None:
-    row, transport = queue_reply(rt), transport_for()
     relay_fault("5xx")
-    assert send(rt, transport) == SendReport(failed=1)
+    assert queued.send() == SendReport(failed=1)
     relay_fault(None)
     clock.advance(hours=2)
-    assert send(rt, transport) == SendReport()
-    failed = reload(rt, row)
+    assert queued.send() == SendReport()
+    failed = queued.reload()
     assert (failed.status, failed.attempts) == ("failed", 1)
     assert failed.last_error.startswith("554")
-    assert mailstack.by_message_id(RCPT, row.message_id) == []
+    assert mailstack.by_message_id(RCPT, queued.row.message_id) == []
 
 
 def test_outbox_drop_after_data_is_retried_and_recorded_as_an_unknown_outcome(
-    rt: Runtime,
+    queued: Queued,
     clock: FakeClock,
     mailstack: MailStack,  # noqa: F811
-    transport_for: Callable[..., SmtpTransport],
     relay_fault: Callable[[str | None], None],
 ) -> None:
-    row, transport = queue_reply(rt), transport_for()
     relay_fault("drop-after-data")
-    assert send(rt, transport) == SendReport(retried=1)
-    assert events(rt, row)[-1] == (
+    assert queued.send() == SendReport(retried=1)
+    assert queued.events()[-1] == (
         "mail_deferred",
-        {"error": reload(rt, row).last_error, "outcome_unknown": True},
+        {"error": queued.reload().last_error, "outcome_unknown": True},
     )
     relay_fault(None)
     clock.advance(minutes=1)
-    assert send(rt, transport) == SendReport(sent=1)
-    assert reload(rt, row).status == "sent"
+    assert queued.send() == SendReport(sent=1)
+    assert queued.reload().status == "sent"
     # The documented unknown-outcome case: the first copy did arrive; both share one
     # Message-ID, so the receiving side can drop the second. Never a third.
-    copies = mailstack.by_message_id(RCPT, row.message_id)
+    copies = mailstack.by_message_id(RCPT, queued.row.message_id)
     assert len(copies) == 2
 
 
@@ -270,30 +278,28 @@ def test_outbox_waits_out_a_server_that_is_down_and_then_delivers_once(
     transport_for: Callable[..., SmtpTransport],
 ) -> None:
     stack = mailstack_factory()
-    row, transport = queue_reply(rt), transport_for(stack)
+    queued = Queued(rt, queue_reply(rt), transport_for(stack))
     stack.stop_relay()
-    assert send(rt, transport) == SendReport(retried=1)
-    assert "unavailable" in reload(rt, row).last_error
+    assert queued.send() == SendReport(retried=1)
+    assert "unavailable" in queued.reload().last_error
     clock.advance(minutes=1)
-    assert send(rt, transport) == SendReport(retried=1)
+    assert queued.send() == SendReport(retried=1)
     stack.start_relay()
     clock.advance(minutes=2)
-    assert send(rt, transport) == SendReport(sent=1)
-    assert (reload(rt, row).status, reload(rt, row).attempts) == ("sent", 3)
-    assert len(stack.by_message_id(RCPT, row.message_id)) == 1
+    assert queued.send() == SendReport(sent=1)
+    assert (queued.reload().status, queued.reload().attempts) == ("sent", 3)
+    assert len(stack.by_message_id(RCPT, queued.row.message_id)) == 1
 
 
 def test_outbox_gives_up_on_transient_failures_after_the_four_day_horizon(
-    rt: Runtime,
+    queued: Queued,
     clock: FakeClock,
-    transport_for: Callable[..., SmtpTransport],
     relay_fault: Callable[[str | None], None],
 ) -> None:
-    row, transport = queue_reply(rt), transport_for()
     relay_fault("4xx")
-    assert send(rt, transport) == SendReport(retried=1)
+    assert queued.send() == SendReport(retried=1)
     clock.advance(days=3, hours=23)
-    assert send(rt, transport) == SendReport(retried=1)
+    assert queued.send() == SendReport(retried=1)
     clock.advance(hours=1)
-    assert send(rt, transport) == SendReport(failed=1)
-    assert reload(rt, row).status == "failed"
+    assert queued.send() == SendReport(failed=1)
+    assert queued.reload().status == "failed"
