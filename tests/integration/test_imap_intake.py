@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -67,69 +68,87 @@ def intake_for(mailstack: MailStack) -> Iterator[Callable[..., ImapIntake]]:  # 
         intake.close()
 
 
-def test_fetch_new_yields_every_message_oldest_first_with_exact_bytes(
+@dataclass(frozen=True)
+class Fetched:
+    raw: bytes
+    intake: ImapIntake
+    msg: RawMessage | OversizedMessage
+
+
+@pytest.fixture
+def fetched(
     mailstack: MailStack,  # noqa: F811
     box: str,
     intake_for: Callable[..., ImapIntake],
-) -> None:
+) -> Fetched:
+    """One message in a fresh mailbox, fetched and not acknowledged yet."""
+    raw = make_message(1)
+    mailstack.append(USER, raw, box)
+    intake = intake_for(box)
+    (msg,) = intake.fetch_new()
+    return Fetched(raw, intake, msg)
+
+
+@pytest.fixture
+def three(mailstack: MailStack, box: str) -> list[bytes]:  # noqa: F811
+    """Three messages appended to the fresh mailbox; their bytes, oldest first."""
     raws = [make_message(i) for i in range(3)]
     for raw in raws:
         mailstack.append(USER, raw, box)
+    return raws
+
+
+def test_fetch_new_yields_every_message_oldest_first_with_exact_bytes(
+    box: str,
+    three: list[bytes],
+    intake_for: Callable[..., ImapIntake],
+) -> None:
     got = list(intake_for(box).fetch_new())
-    assert [m.data for m in got if isinstance(m, RawMessage)] == raws
+    assert [m.data for m in got if isinstance(m, RawMessage)] == three
     keys = [parse_key(m.key) for m in got]
     assert [k[0] for k in keys] == [box] * 3
     assert len({k[1] for k in keys}) == 1
     assert [k[2] for k in keys] == sorted(k[2] for k in keys)
     assert all(m.key == f"imap:{box}:{keys[0][1]}:{k[2]}" for m, k in zip(got, keys, strict=True))
-    assert [m.size for m in got] == [len(r) for r in raws]
+    assert [m.size for m in got] == [len(r) for r in three]
 
 
 def test_acknowledged_messages_move_to_processed_folder_and_are_not_fetched_again(
     mailstack: MailStack,  # noqa: F811
     box: str,
+    three: list[bytes],
     intake_for: Callable[..., ImapIntake],
 ) -> None:
-    raws = [make_message(i) for i in range(3)]
-    for raw in raws:
-        mailstack.append(USER, raw, box)
     intake = intake_for(box)
     for msg in intake.fetch_new():
         intake.acknowledge(msg.key)
     assert list(intake.fetch_new()) == []
-    assert mailstack.messages(USER, f"{box}-processed") == raws
+    assert mailstack.messages(USER, f"{box}-processed") == three
     assert mailstack.messages(USER, box) == []
 
 
 def test_acknowledge_twice_or_after_the_message_is_gone_is_a_no_op(
     mailstack: MailStack,  # noqa: F811
     box: str,
-    intake_for: Callable[..., ImapIntake],
+    fetched: Fetched,
 ) -> None:
-    mailstack.append(USER, make_message(1), box)
-    intake = intake_for(box)
-    (msg,) = intake.fetch_new()
-    intake.acknowledge(msg.key)
-    intake.acknowledge(msg.key)
+    fetched.intake.acknowledge(fetched.msg.key)
+    fetched.intake.acknowledge(fetched.msg.key)
     assert len(mailstack.messages(USER, f"{box}-processed")) == 1
 
 
 def test_quarantine_moves_the_message_to_the_quarantine_folder_and_logs_the_reason(
     mailstack: MailStack,  # noqa: F811
     box: str,
-    intake_for: Callable[..., ImapIntake],
+    fetched: Fetched,
 ) -> None:
-    raw = make_message(1)
-    mailstack.append(USER, raw, box)
-    intake = intake_for(box)
-    (msg,) = intake.fetch_new()
     with capture_logs() as logs:
-        intake.acknowledge(msg.key, quarantine=True, reason="parser crashed")
-    assert mailstack.messages(USER, f"{box}-quarantine") == [raw]
+        fetched.intake.acknowledge(fetched.msg.key, quarantine=True, reason="parser crashed")
+    assert mailstack.messages(USER, f"{box}-quarantine") == [fetched.raw]
     assert mailstack.messages(USER, box) == []
     (event,) = [e for e in logs if e["event"] == "imap_message_quarantined"]
     assert event["reason"] == "parser crashed"
-    assert event["key"] == msg.key
+    assert event["key"] == fetched.msg.key
 
 
 def test_oversized_message_yields_its_headers_without_the_body_being_downloaded(
@@ -165,29 +184,22 @@ def test_oversized_message_yields_its_headers_without_the_body_being_downloaded(
 def test_acknowledge_falls_back_to_copy_and_expunge_without_move(
     mailstack: MailStack,  # noqa: F811
     box: str,
-    intake_for: Callable[..., ImapIntake],
+    fetched: Fetched,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     real = IMAPClient.has_capability
     monkeypatch.setattr(IMAPClient, "has_capability", lambda s, cap: cap != "MOVE" and real(s, cap))
-    raw = make_message(1)
-    mailstack.append(USER, raw, box)
-    intake = intake_for(box)
-    (msg,) = intake.fetch_new()
-    intake.acknowledge(msg.key)
-    assert mailstack.messages(USER, f"{box}-processed") == [raw]
+    fetched.intake.acknowledge(fetched.msg.key)  # MOVE is looked up when acknowledging
+    assert mailstack.messages(USER, f"{box}-processed") == [fetched.raw]
     assert mailstack.messages(USER, box) == []
 
 
 def test_recreated_mailbox_changes_the_keys_and_a_stale_acknowledge_is_a_no_op(
     mailstack: MailStack,  # noqa: F811
     box: str,
-    intake_for: Callable[..., ImapIntake],
+    fetched: Fetched,
 ) -> None:
-    raw = make_message(1)
-    mailstack.append(USER, raw, box)
-    intake = intake_for(box)
-    (before,) = intake.fetch_new()
+    raw, intake, before = fetched.raw, fetched.intake, fetched.msg
     with mailstack.imap(USER) as c:  # new UIDVALIDITY, same message back
         c.delete_folder(box)
         c.create_folder(box)
