@@ -83,7 +83,7 @@ def invoice_rows(doc: InvoiceDoc) -> list[str]:
 
 
 def bench_invoices(repeat: int) -> None:
-    for lines in (20, 100):
+    for lines in (20, 50, 100):
         doc = sample_invoice(lines)
         ours = median_ms(partial(render_invoice_pdf, doc), repeat)
         floor = median_ms(partial(canvas_floor, invoice_rows(doc)), repeat)

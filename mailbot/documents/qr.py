@@ -2,6 +2,9 @@
 
 The symbol is built with a fixed mask: segno's automatic mask selection scores all eight masks
 and costs ~19 ms of the ~25 ms a symbol takes; any mask scans, the score only tunes contrast.
+The ~4.3 ms left are the symbol itself: bit stream, Reed-Solomon blocks, placing and masking
+~6,000 modules (version 15). Nothing else in segno's API skips work: giving the version, mode
+"byte" or the payload as bytes measured the same.
 """
 
 from __future__ import annotations

@@ -5,16 +5,41 @@ They are required, not optional: a missing tool fails the test (a skip is not a 
 
 from __future__ import annotations
 
+import html
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 Decoder = Callable[[Path], list[str]]
 PdfText = Callable[[bytes], str]
 PdfLines = Callable[[bytes], list[str]]
+
+
+class Word(NamedTuple):
+    """A word of a PDF page and its box in points, y growing down from the page's top."""
+
+    page: int  # from 1
+    text: str
+    x0: float
+    top: float
+    x1: float
+    bottom: float
+
+    @property
+    def middle(self) -> float:
+        """Return the vertical centre of the word's box."""
+        return (self.top + self.bottom) / 2
+
+
+PdfWords = Callable[[bytes], list[Word]]
+_BBOX_WORD = re.compile(
+    r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">(.*?)</word>'
+)
 
 
 def _tool(name: str, package: str) -> str:
@@ -103,3 +128,23 @@ def pdf_to_png(tmp_path_factory: pytest.TempPathFactory) -> Callable[[bytes, int
         return sorted(folder.glob("page-*.png"))
 
     return render
+
+
+@pytest.fixture(scope="session")
+def pdf_words() -> PdfWords:
+    """Return a function giving every word of a PDF with its page and box (`pdftotext -bbox`)."""
+    exe = _tool("pdftotext", "poppler-utils")
+
+    def words(pdf: bytes) -> list[Word]:
+        out = subprocess.run([exe, "-bbox", "-", "-"], input=pdf, capture_output=True, check=True)
+        found, page = [], 0
+        for line in out.stdout.decode().splitlines():
+            if "<page " in line:
+                page += 1
+            match = _BBOX_WORD.search(line)
+            if match:
+                x0, top, x1, bottom = map(float, match.groups()[:4])
+                found.append(Word(page, html.unescape(match[5]), x0, top, x1, bottom))
+        return found
+
+    return words

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from reportlab.lib.units import mm
 
-from mailbot.documents.invoice_pdf import render_invoice_pdf
+from mailbot.documents import invoice_pdf
+from mailbot.documents.invoice_pdf import LINE_COLUMNS, render_invoice_pdf
+from mailbot.documents.pdf_layout import CONTENT_WIDTH, MARGIN, PAGE_HEIGHT, PageFlow, Segment
 from mailbot.documents.qr import payment_qr_payload
 from mailbot.documents.samples import sample_invoice
 from mailbot.money import VatMode, amount_in_words, format_rub
 
-from .conftest import PdfLines, PdfText
+from .conftest import PdfLines, PdfText, PdfWords, Word
+
+# x of the lines table's column edges, as pdftotext measures them (points from the left)
+_FIXED = sum(w for w in LINE_COLUMNS if w is not None)
+COLUMN_EDGES = [MARGIN]
+for _width in LINE_COLUMNS:
+    COLUMN_EDGES.append(COLUMN_EDGES[-1] + (_width or CONTENT_WIDTH - _FIXED))
+
+
+def _in_column(word: Word, column: int) -> bool:
+    return COLUMN_EDGES[column] <= word.x0 and word.x1 <= COLUMN_EDGES[column + 1]
 
 
 def test_invoice_text_has_title_requisites_totals_words_and_terms(pdftotext: PdfText) -> None:
@@ -87,6 +101,111 @@ def test_a_300_line_invoice_pages_with_the_table_header_on_every_page(
     assert all(f"{n} Присвоение" in flat for n in (3, 150, 300))
 
 
+def test_a_long_invoice_breaks_between_rows_with_the_header_on_top_of_every_page(
+    pdf_words: PdfWords,
+) -> None:
+    doc = sample_invoice(60)
+    words = pdf_words(render_invoice_pdf(doc))
+    pages = sorted({w.page for w in words})
+    assert len(pages) >= 3
+    page_bottom = PAGE_HEIGHT - (MARGIN + 5 * mm)  # the frame's bottom, from the page's top
+    numbers_in_order = []
+    for page in pages:
+        on_page = [w for w in words if w.page == page]
+        footer = [w for w in on_page if w.top > page_bottom]
+        assert " ".join(w.text for w in footer).endswith(f"Страница {page}")
+        assert all(w.bottom - w.top < 8 for w in footer)  # 7 pt: no row ran down into it
+        numbers = [w for w in on_page if _in_column(w, 0) and w.text.isdigit()]
+        header = next(w for w in on_page if w.text == "Товары")
+        assert numbers, page
+        assert header.bottom < min(w.top for w in numbers), page
+        amounts = [w for w in on_page if _in_column(w, 5) and "," in w.text]
+        for number in numbers:  # the row's amount sits level with its number: rows are whole
+            line = doc.lines[int(number.text) - 1]
+            level = [w.text for w in amounts if abs(w.middle - number.middle) < 0.5]
+            assert level == [format_rub(line.amount).split()[-1]], number
+        numbers_in_order += [int(w.text) for w in sorted(numbers, key=lambda w: w.top)]
+    assert numbers_in_order == list(range(1, 61))
+
+
+@pytest.mark.parametrize("line_count", [60, 300])
+def test_no_rule_or_cell_border_reaches_below_the_frame_into_the_footer(
+    line_count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: list[tuple[int, Segment]] = []
+
+    class RecordingFlow(PageFlow):
+        def rules(self, segments: Sequence[Segment], width: float) -> None:
+            drawn.extend((self.page, segment) for segment in segments)
+            super().rules(segments, width)
+
+    monkeypatch.setattr(invoice_pdf, "PageFlow", RecordingFlow)
+    render_invoice_pdf(sample_invoice(line_count))
+    pages = {page for page, _ in drawn}
+    assert len(pages) > line_count // 30
+    for page in pages:
+        lowest = min(min(y1, y2) for p, (_, y1, _, y2) in drawn if p == page)
+        assert lowest >= PageFlow.bottom - 1e-6, page
+        assert lowest < PageFlow.bottom + 30 or page == max(pages), page  # the page was filled
+
+
+def test_totals_words_terms_and_signatures_move_to_a_new_page_together_only_when_short_of_room(
+    pdf_words: PdfWords,
+) -> None:
+    page_bottom = PAGE_HEIGHT - (MARGIN + 5 * mm)  # the frame's bottom, from the page's top
+    kept, moved = [], []
+    for line_count in range(8, 18):  # rows are 26 pt tall: the room left goes 219 → 11 pt
+        words = pdf_words(render_invoice_pdf(sample_invoice(line_count)))
+        last_page = max(w.page for w in words)
+        for text in ("Итого:", "оплате:", "наименований", "Оплатить", "Руководитель", "Бухгалтер"):
+            assert {w.page for w in words if w.text == text} == {last_page}, (line_count, text)
+        last_row = max((w for w in words if _in_column(w, 0) and w.text.isdigit()),
+                       key=lambda w: int(w.text))  # fmt: skip
+        assert int(last_row.text) == line_count
+        totals = next(w for w in words if w.text == "Итого:")
+        signed = next(w for w in words if w.text == "Бухгалтер")
+        if totals.page == last_row.page:
+            kept.append((totals.top - last_row.bottom, signed.bottom - totals.top))
+        else:
+            assert totals.page == last_row.page + 1
+            moved.append((page_bottom - last_row.bottom, signed.bottom - totals.top))
+    assert kept
+    assert moved
+    needed = max(gap + height for gap, height in kept)
+    assert all(room < needed for room, _ in moved)
+
+
+def test_long_names_wrap_inside_their_column_and_a_word_too_long_is_cut(
+    pdf_words: PdfWords, pdftotext: PdfText
+) -> None:
+    doc = sample_invoice(3)
+    long_name = "Сыр полутвёрдый «Российский» 50%, весовой, в вакуумной упаковке " * 3 + "конец"
+    token = "GTIN" + "4601234000001" * 7
+    lines = (replace(doc.lines[0], name=long_name),
+             replace(doc.lines[1], name=f"Набор {token} шт."), doc.lines[2])  # fmt: skip
+    pdf = render_invoice_pdf(replace(doc, lines=lines))
+    words = pdf_words(pdf)
+    table_top = next(w.bottom for w in words if w.text == "Товары")
+    table_bottom = next(w.top for w in words if w.text == "Итого:")
+    words = [w for w in words if table_top < w.top < table_bottom]
+    name_right = COLUMN_EDGES[2]
+    assert not [w for w in words if w.x0 < name_right < w.x1]  # nothing runs over the edge
+    name_words = [w for w in words if _in_column(w, 1)]
+    assert len({w.top for w in name_words if w.text in long_name.split()}) >= 3  # 3+ lines
+    text = pdftotext(pdf)
+    assert " ".join(long_name.split()) in text
+    pieces = [w.text for w in sorted(name_words, key=lambda w: w.top) if w.text[:1].isalnum()]
+    assert token in "".join(pieces)
+    assert all(w.x1 - w.x0 <= name_right - COLUMN_EDGES[1] for w in name_words)
+
+
+def test_every_stream_is_deflated() -> None:
+    pdf = render_invoice_pdf(sample_invoice(20))
+    dictionaries = re.findall(rb"<<([^<>]*)>>\s*stream\r?\n", pdf)
+    assert len(dictionaries) >= 5  # 2 font programs, 2 ToUnicode maps, 2 pages
+    assert all(b"/Filter [ /FlateDecode ]" in d for d in dictionaries), dictionaries
+
+
 def test_dejavu_is_embedded(tmp_path: Path) -> None:
     path = tmp_path / "invoice.pdf"
     path.write_bytes(render_invoice_pdf(sample_invoice()))
@@ -126,3 +245,20 @@ def test_a_balance_taken_first_shows_as_prepaid_and_the_qr_asks_only_for_the_res
     assert any("Зачтён аванс:" in ln and format_rub(prepaid) in ln for ln in lines)
     assert any("Всего к оплате:" in ln and format_rub(doc.total - prepaid) in ln for ln in lines)
     assert f"|Sum={int((doc.total - prepaid) * 100)}|" in payment_qr_payload(doc)
+
+
+def _font_programs(pdf: bytes) -> list[bytes]:
+    return re.findall(rb"/Length1 \d+\s*>>\s*stream\r?\n(.*?)endstream", pdf, re.DOTALL)
+
+
+def test_invoices_for_different_buyers_embed_the_same_font_programs(pdftotext: PdfText) -> None:
+    first = sample_invoice(3)
+    other_buyer = replace(first.buyer, name="ИП Щукин Эдуард Юрьевич", address="г. Йошкар-Ола")
+    second = replace(sample_invoice(40, number="2026-00999"), buyer=other_buyer)
+    programs = _font_programs(render_invoice_pdf(first))
+    assert len(programs) == 2  # DejaVu regular and bold, one subset each
+    assert _font_programs(render_invoice_pdf(second)) == programs
+    rare = replace(first, buyer=replace(first.buyer, name="ООО «Café Ωmega ½»"))
+    rare_pdf = render_invoice_pdf(rare)
+    assert "Café Ωmega ½" in pdftotext(rare_pdf)
+    assert _font_programs(rare_pdf) != programs  # the rarer letters join the subsets
