@@ -17,7 +17,6 @@ from mailbot.storage.models import (
     Application,
     Barcode,
     InboundMessage,
-    InboundStatus,
     Invoice,
     OutboxMessage,
     ProductRow,
@@ -257,13 +256,7 @@ def messages_list(limit: int = 50) -> None:
 
 @messages_app.command("retry")
 def messages_retry(message: Annotated[str, typer.Argument(help="id, e.g. m12 or 12")]) -> None:
-    """Re-run a failed or quarantined message."""
-    rt = runtime()
-    with transaction(rt.engine) as session:
-        row = session.get(InboundMessage, int(message.lstrip("m")))
-        if row is None or row.status not in (InboundStatus.failed, InboundStatus.quarantined):
-            fail(f"message {message} is not failed or quarantined")
-        row.status, row.attempts = InboundStatus.archived, 0
-        row.lease_until, row.lease_owner = None, ""
-        session.add(row)
-    out.print(f"message {message} will be processed on the next pass")
+    """Re-run a failed or quarantined message (the same as `quarantine retry`)."""
+    from mailbot.cli.ops import quarantine_retry
+
+    quarantine_retry(message)
