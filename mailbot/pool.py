@@ -38,6 +38,7 @@ from mailbot.storage.models import Barcode, BarcodePool, ProductRow
 from mailbot.storage.queries import record_event
 
 log = structlog.get_logger()
+SYNC_LOCK_KEY = 0x6D61696C706F6F6C  # "mailpool": PostgreSQL advisory lock of sync_prefixes
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,12 @@ def sync_prefixes(session: Session, prefixes: Sequence[Prefix], *, now: datetime
     """Make the pool rows match the config; returns the prefixes refused (overlaps).
 
     A removed prefix is deactivated, never deleted, so its counter survives a re-add.
+    Daemons starting together take turns (else both insert a new prefix and one dies on
+    the unique key): a transaction-scoped advisory lock on PostgreSQL; on SQLite the
+    write lock of BEGIN IMMEDIATE already serialises them.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SYNC_LOCK_KEY})
     rows = {p.prefix: p for p in session.exec(select(BarcodePool))}
     wanted = {p.prefix: p for p in prefixes}
     refused = [
