@@ -1,7 +1,14 @@
-"""Named step boundaries where a test can SIGKILL the process (MAILBOT_CRASH_AT=step).
+"""Named step boundaries where a test can SIGKILL the process (MAILBOT_CRASH_AT).
 
-Used by the crash tests to prove that a kill between any two steps, plus a restart,
-gives the same result as no crash. Costs one dict lookup when unset.
+Used by the crash tests to prove that a kill between any two steps, plus a restart, gives
+the same result as no crash. The switch names one or more steps, comma-separated:
+
+    MAILBOT_CRASH_AT=after_process        the first time the step is reached
+    MAILBOT_CRASH_AT=after_process@7      the 7th time it is reached in this process
+    MAILBOT_CRASH_AT=after_fetch@3,after_deliver@2   whichever comes first
+
+Counts are per process: a restarted daemon counts from zero again. Unset, a crash point
+costs one environment lookup.
 """
 
 from __future__ import annotations
@@ -9,17 +16,49 @@ from __future__ import annotations
 import os
 import signal
 
+VARIABLE = "MAILBOT_CRASH_AT"
 STEPS = (
+    "after_fetch",  # a message read from the mailbox, nothing of it stored yet
     "after_archive",  # raw bytes + inbound row committed, message still in the mailbox
-    "after_process",  # replies/invoice committed to the outbox, nothing sent
-    "after_acknowledge",  # message moved out of the mailbox, row not yet marked
+    "after_claim",  # inbound row leased by this process, its processing not begun
+    "after_process",  # replies/invoice (or a mailed statement's payments) committed, not sent
+    "after_move",  # message moved out of the mailbox, its row not yet marked acknowledged
+    "after_acknowledge",  # message moved and its row marked; the next one not yet moved
     "after_deliver",  # mail handed to the transport, not yet marked sent
-    "after_payment",  # payment committed, codes not issued yet
+    "after_payment",  # payment committed by the CLI (pay, import), codes not issued yet
+    "during_allocation",  # a block of codes taken and inserted, the transaction not committed
+    "after_allocate",  # codes of one paid application committed, its deliverables not yet
     "after_issue",  # codes + credentials + deliverables mail committed, not sent
 )
 
+_parsed: dict[str, dict[str, int]] = {}  # raw value → step → the count that kills
+_reached: dict[str, int] = {}  # step → times reached in this process (named steps only)
+
 
 def crash_point(step: str) -> None:
-    """Kill this process with SIGKILL when MAILBOT_CRASH_AT names `step`."""
-    if os.environ.get("MAILBOT_CRASH_AT") == step:
+    """Kill this process with SIGKILL when MAILBOT_CRASH_AT names `step` (at this count)."""
+    spec = os.environ.get(VARIABLE)
+    if not spec:
+        return
+    targets = _parsed.get(spec)
+    if targets is None:
+        targets = _parsed[spec] = parse(spec)
+    at = targets.get(step)
+    if at is None:
+        return
+    _reached[step] = seen = _reached.get(step, 0) + 1
+    if seen == at:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def parse(spec: str) -> dict[str, int]:
+    """Return step → count for `step[@N],…`; a bare step means @1. ValueError when malformed."""
+    out: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        step, sep, count = item.rpartition("@")
+        if not sep:
+            step, count = item, "1"
+        if not step or not (count.isascii() and count.isdigit()) or int(count) < 1:
+            raise ValueError(f"{VARIABLE}: {item!r} is not STEP or STEP@N (N ≥ 1)")
+        out[step] = int(count)
+    return out
