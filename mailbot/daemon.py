@@ -37,6 +37,7 @@ log = structlog.get_logger()
 OUTAGE_BACKOFF = 1.0  # seconds before the first retry of a mailbox that stays down
 OUTAGE_BACKOFF_MAX = 300.0
 NON_READER_WAIT = 1.0  # seconds a non-reader waits before looking for work again
+BEAT_IN_PASS = 10.0  # seconds between heartbeats (and watchdog pings) inside a long pass
 
 
 def open_intake(settings: Settings) -> Intake:
@@ -154,6 +155,7 @@ def run_forever(
     watchdog = sdnotify.watchdog_interval()
     if watchdog is not None:
         idle_timeout = min(idle_timeout, watchdog)
+    beat_every = min(BEAT_IN_PASS, watchdog or BEAT_IN_PASS)
     started_at = rt.clock()
     log.info("daemon_started", intake=rt.settings.intake, outbox=rt.settings.outbox)
     sdnotify.notify("READY=1")
@@ -171,9 +173,8 @@ def run_forever(
                     reader=reader,
                     imap_contact=False,
                 )
-                report = run_pass(
-                    rt, intake, transport, stop.is_set, reader=reader, metrics=metrics
-                )
+                carry_on = _KeepAlive(rt, started_at, reader=reader, stop=stop, every=beat_every)
+                report = run_pass(rt, intake, transport, carry_on, reader=reader, metrics=metrics)
                 if report.received or report.sent or report.issued or report.processed:
                     log.info("pass_done", reader=reader, **report.__dict__)
                 outage = 0
@@ -209,6 +210,34 @@ def run_forever(
         with contextlib.suppress(SQLAlchemyError):
             forget(rt.engine)
     log.info("daemon_stopped")
+
+
+class _KeepAlive:
+    """The `stop` callback of a pass, asked before each message: should the pass end?
+
+    It also writes the heartbeat and pings the systemd watchdog every BEAT_IN_PASS seconds,
+    so a long pass (a backlog after an outage outlasts WatchdogSec) is not taken for a hang.
+    """
+
+    def __init__(
+        self,
+        rt: Runtime,
+        started_at: datetime,
+        *,
+        reader: bool,
+        stop: threading.Event,
+        every: float = BEAT_IN_PASS,
+    ) -> None:
+        self.rt, self.started_at, self.reader, self.stop = rt, started_at, reader, stop
+        self.every, self.last = every, time.monotonic()
+
+    def __call__(self) -> bool:
+        if time.monotonic() - self.last >= self.every:
+            heartbeat(self.rt.engine, now=self.rt.clock(), started_at=self.started_at,
+                      reader=self.reader, imap_contact=False)  # fmt: skip
+            sdnotify.notify("WATCHDOG=1")
+            self.last = time.monotonic()
+        return self.stop.is_set()
 
 
 def _release_dead(rt: Runtime) -> None:

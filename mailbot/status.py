@@ -132,18 +132,26 @@ def render_health(session: Session, now: datetime, out: Console) -> None:
         )
     ).one()
     out.print(f"unpaid invoices: {count}, {total} RUB")
-    workers = Table("daemon", "role", "last pass", "last IMAP contact")
+    workers = Table("daemon", "role", "last pass", "last IMAP contact", "state")
     for w in session.exec(select(Worker).order_by(col(Worker.id))):
+        silent = now - w.last_pass_at > SILENT_AFTER
         workers.add_row(
             w.id,
             "reader" if w.reader else "worker",
             _ago(now, w.last_pass_at),
             _ago(now, w.last_imap_at) if w.last_imap_at else "never",
+            "SILENT: stuck, or killed on another host" if silent else "ok",
         )
     if workers.row_count:
         out.print(workers)
     else:
         out.print("no daemon has run a pass (is `mailbot run` started?)")
+
+
+# A daemon writes its row after every pass and waits at most 30 s between passes (IDLE or
+# poll); a row older than this belongs to a daemon that is stuck in a pass or gone. Dead
+# daemons of this host are removed at the next start of any daemon (release_dead_leases).
+SILENT_AFTER = timedelta(minutes=5)
 
 
 def _ago(now: datetime, then: datetime) -> str:

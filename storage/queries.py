@@ -23,6 +23,7 @@ from mailbot.storage.models import (
     OutboxRecipient,
     OutboxStatus,
 )
+from mailbot.storage.models_workers import Worker
 
 
 def record_event(
@@ -131,6 +132,8 @@ def worker_id() -> str:
 def release_dead_leases(session: Session) -> int:
     """Free leases held by processes of this host that no longer exist (after a crash).
 
+    Returns how many leases were freed; the dead processes' heartbeat rows go as well.
+
     Leases of other hosts are left to expire: we cannot see their processes.
     """
     mine = f"{socket.gethostname()}:"
@@ -146,6 +149,10 @@ def release_dead_leases(session: Session) -> int:
             row.lease_until, row.lease_owner = None, ""
             session.add(row)
             freed += 1
+    # Their heartbeat rows too, or `mailbot status` would list a killed reader as a daemon.
+    for worker in session.exec(select(Worker).where(col(Worker.id).startswith(mine))):
+        if not _alive(int(worker.id.rsplit(":", 1)[1])):
+            session.delete(worker)
     return freed
 
 

@@ -7,10 +7,20 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
-from tests.conftest import REPO
+import pytest
+from rich.console import Console
+from sqlmodel import Session, select
+
+from mailbot import daemon
+from mailbot.runtime import Runtime
+from mailbot.status import render_health
+from mailbot.storage.models_workers import Worker
+from tests.conftest import REPO, FakeClock
 from tests.e2e.helpers import mailbot
 
 
@@ -51,3 +61,42 @@ def test_sigterm_sends_stopping_after_ready_and_watchdog_pings(tmp_path: Path) -
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_a_long_pass_feeds_the_watchdog_and_the_heartbeat_between_messages(
+    rt: Runtime, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    address = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(address))
+        sock.setblocking(False)  # a datagram sent is already queued: no waiting needed
+        monkeypatch.setenv("NOTIFY_SOCKET", str(address))
+        stop = threading.Event()
+        started = clock()
+        due = daemon._KeepAlive(rt, started, reader=True, stop=stop, every=0.0)
+        clock.advance(minutes=7)  # a pass over a big backlog, several messages in
+        assert due() is False
+        assert sock.recv(4096) == b"WATCHDOG=1"
+        with Session(rt.engine) as session:
+            [worker] = session.exec(select(Worker)).all()
+        assert (worker.last_pass_at, worker.reader) == (clock(), True)
+        stop.set()
+        not_yet = daemon._KeepAlive(rt, started, reader=True, stop=stop, every=3600.0)
+        assert not_yet() is True  # SIGTERM: the pass ends before the next message
+        with pytest.raises(BlockingIOError):
+            sock.recv(4096)  # nothing was due
+
+
+def test_status_calls_a_daemon_silent_when_its_heartbeat_is_old(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    with Session(rt.engine) as session:
+        for name, minutes in (("host:1", 1), ("host:2", 6)):
+            at = clock() - timedelta(minutes=minutes)
+            session.add(Worker(id=name, reader=name == "host:2", started_at=at, last_pass_at=at))
+        session.commit()
+        console = Console(width=250, record=True)
+        render_health(session, clock(), console)
+    lines = console.export_text().splitlines()
+    assert "ok" in next(line for line in lines if "host:1" in line)
+    assert "SILENT" in next(line for line in lines if "host:2" in line)

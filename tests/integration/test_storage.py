@@ -33,6 +33,7 @@ from mailbot.storage.models import (
     OutboxMessage,
     ProductRow,
 )
+from mailbot.storage.models_workers import Worker
 from mailbot.storage.queries import (
     claim_inbound,
     next_number,
@@ -242,8 +243,13 @@ def test_a_dead_workers_lease_is_released_and_a_live_ones_is_kept(
                     lease_until=clock() + timedelta(minutes=10),
                 )
             )
+            session.add(Worker(id=owner, reader=n == 0, started_at=clock(), last_pass_at=clock()))
     with transaction(engine) as session:
         assert release_dead_leases(session) == 1
+    with Session(engine) as session:  # the dead one's heartbeat row is gone, the others stay
+        assert sorted(w.id for w in session.exec(select(Worker))) == sorted(
+            [f"{host}:{os.getpid()}", "elsewhere:1"]
+        )
     with transaction(engine) as session:
         claimed = claim_inbound(
             session, now=clock(), lease=timedelta(minutes=1), max_attempts=5, limit=10
