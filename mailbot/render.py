@@ -17,6 +17,7 @@ import jinja2
 from mailbot.money import format_rub
 
 SECRET_MASK = "••••••••••••"  # noqa: S105 - the mask standing in for a password
+MAX_LINE_OCTETS = 998  # RFC 5322 2.1.1; SMTP servers refuse longer lines
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,11 @@ def compose(
     for name, value in mail.extra_headers.items():
         msg[name] = one_line(value)
     # 8bit keeps the text byte-for-byte searchable, so the secret mask can be swapped at
-    # delivery without re-rendering (quoted-printable could split it across lines).
-    msg.set_content(mail.text, cte="8bit")
+    # delivery without re-rendering (quoted-printable could split it across lines). SMTP
+    # refuses lines over 998 octets, though: a text with one (a long value pasted by a
+    # client) goes quoted-printable, which folds it; mail carrying a secret never has one.
+    too_long = any(len(line.encode()) > MAX_LINE_OCTETS for line in mail.text.splitlines())
+    msg.set_content(mail.text, cte="quoted-printable" if too_long else "8bit")
     for att in mail.attachments:
         maintype, _, subtype = att.mime.partition("/")
         msg.add_attachment(att.data, maintype=maintype, subtype=subtype, filename=att.filename)

@@ -242,3 +242,18 @@ def test_a_content_disposition_cut_off_inside_a_parameter_is_still_an_attachment
         b" filename*"
     )
     assert [a.filename for a in parse_message(raw).attachments] == ["attachment"]
+
+
+def test_a_reply_with_a_line_too_long_for_smtp_is_folded_and_reads_back_the_same() -> None:
+    pasted = "Наименование: " + "очень длинное название продукции " * 60  # ~3.7 KB, one line
+    for text, cte in (("Здравствуйте!\n" + pasted + "\n", "quoted-printable"),
+                      ("Здравствуйте!\n", "8bit")):  # fmt: skip
+        raw = compose(
+            Mail(to=("a@client.example.test",), subject="Re: x", text=text),
+            message_id="<x@example.test>", from_addr="info@example.test", from_name="mailbot",
+            date=datetime(2026, 11, 25, tzinfo=UTC),
+        )  # fmt: skip
+        assert max(len(line) for line in raw.split(b"\n")) <= 998
+        reply = BytesParser(policy=policy.default).parsebytes(raw)
+        assert reply["Content-Transfer-Encoding"] == cte
+        assert reply.get_content() == text
