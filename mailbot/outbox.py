@@ -115,8 +115,11 @@ def enqueue(
     session.add(row)
     session.flush()
     assert row.id is not None  # noqa: S101 - flushed
-    addresses = dict.fromkeys(a.lower() for a in mail.to)  # the loop guard's index
-    if addresses:
+    # The loop guard's index: one row per recipient of each mail that counts (alerts to the
+    # staff and suppressed mails do not), so counting never reads an outbox row (their
+    # bodies run to megabytes).
+    addresses = dict.fromkeys(a.lower() for a in mail.to)
+    if addresses and status != OutboxStatus.suppressed and kind != "alert":
         session.execute(
             insert(OutboxRecipient),
             [{"outbox_id": row.id, "address": a, "created_at": now} for a in addresses],

@@ -241,7 +241,8 @@ class OutboxMessage(SQLModel, table=True):
 
 
 class OutboxRecipient(SQLModel, table=True):
-    """One recipient of one queued mail: the loop guard counts these by address and time.
+    """One recipient of one queued mail that counts for the loop guard (not an alert to the
+    staff, not suppressed): the guard counts these by address and time.
 
     Kept beside `OutboxMessage.recipients` (the JSON the sender uses) so that «how many
     replies did this address get in the last hour» is an index range, not a scan of every

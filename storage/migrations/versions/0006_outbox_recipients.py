@@ -31,15 +31,21 @@ def upgrade() -> None:
     op.create_index(
         "ix_outboxrecipient_address_created", "outboxrecipient", ["address", "created_at"]
     )
-    # Backfill from the JSON lists, so the guard counts mail queued before the upgrade too.
+    # Backfill from the JSON lists, so the guard counts mail queued before the upgrade too
+    # (only mail that counts: not alerts to the staff, not suppressed).
     outbox = sa.table(
         "outboxmessage",
         sa.column("id", sa.Integer()),
         sa.column("recipients", sa.JSON()),
         sa.column("created_at", _T()),
+        sa.column("kind", _S()),
+        sa.column("status", _S()),
     )
     conn = op.get_bind()
-    rows = conn.execute(sa.select(outbox.c.id, outbox.c.recipients, outbox.c.created_at)).all()
+    counted = sa.select(outbox.c.id, outbox.c.recipients, outbox.c.created_at).where(
+        outbox.c.kind != "alert", outbox.c.status != "suppressed"
+    )
+    rows = conn.execute(counted).all()
     batch: list[dict[str, object]] = []
     for outbox_id, addresses, created_at in rows:
         for address in {a.lower() for a in addresses or []}:
