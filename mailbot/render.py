@@ -101,7 +101,9 @@ def compose(
     refs = _references(mail.references, mail.in_reply_to)
     if refs:
         msg["References"] = refs
-    msg["Auto-Submitted"] = "auto-replied"
+    # RFC 3834: a reply to a message is auto-replied; a reminder, alert or newsletter that
+    # answers nothing is auto-generated. Either keeps other robots from answering us.
+    msg["Auto-Submitted"] = "auto-replied" if mail.in_reply_to else "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
     for name, value in mail.extra_headers.items():
         msg[name] = one_line(value)

@@ -257,3 +257,16 @@ def test_a_reply_with_a_line_too_long_for_smtp_is_folded_and_reads_back_the_same
         reply = BytesParser(policy=policy.default).parsebytes(raw)
         assert reply["Content-Transfer-Encoding"] == cte
         assert reply.get_content() == text
+
+
+def test_a_reply_is_auto_replied_and_a_mail_that_answers_nothing_is_auto_generated() -> None:
+    def header(in_reply_to: str) -> str:
+        raw = compose(
+            Mail(to=("a@client.example.test",), subject="x", text="x", in_reply_to=in_reply_to),
+            message_id="<x@example.test>", from_addr="info@example.test", from_name="mailbot",
+            date=datetime(2026, 11, 25, tzinfo=UTC),
+        )  # fmt: skip
+        return str(BytesParser(policy=policy.default).parsebytes(raw)["Auto-Submitted"])
+
+    assert header("<a@client.example.test>") == "auto-replied"
+    assert header("") == "auto-generated"
