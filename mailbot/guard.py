@@ -159,23 +159,15 @@ class _Worker:
         self.budget = budget
         req_r, req_w = os.pipe()
         ans_r, ans_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the worker: never returns
-            status = 1
-            try:
-                os.close(req_w)
-                os.close(ans_r)
-                _worker_main(budget, req_r, ans_w)
-                status = 0
-            finally:
-                os._exit(status)
+        pid = _fork(lambda: _worker_main(budget, req_r, ans_w), close=(req_w, ans_r))
         os.close(req_r)
         os.close(ans_w)
         self.pid, self.requests, self.answers = pid, req_w, ans_r
         self.owner = os.getpid()
 
     def ask(self, request: bytes, seconds: float) -> tuple[bytes | None, int | None]:
-        """(answer, None) or (None | partial, exit status) when the worker ended without one."""
+        """(answer, None); (b"", exit status) when the worker ended without one; (None, None)
+        when the deadline passed (the worker is killed)."""
         try:
             _write_all(self.requests, _HEAD.pack(len(request)) + request)
         except BrokenPipeError:
@@ -255,23 +247,14 @@ def guarded(parse: Callable[[], ParseResult[T]], where: Location, budget: Budget
             _worker = _Worker(budget)
         raw, status = _worker.ask(request, budget.seconds)
     if raw is None:
-        log.warning("parse_timeout", file=where.file, seconds=budget.seconds)
-        return _refused(where, reason="time", seconds=f"{budget.seconds:g}")
+        return _timed_out(where, budget)
     return _outcome(raw, 0 if status is None else status, where)
 
 
 def _forked(parse: Callable[[], ParseResult[T]], where: Location, budget: Budget) -> ParseResult[T]:
     """The same parse in a one-off fork: for a callable that cannot be pickled."""
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        status = 1
-        try:
-            os.close(read_fd)
-            _one_off_child(parse, budget, write_fd)
-            status = 0
-        finally:
-            os._exit(status)
+    pid = _fork(lambda: _one_off_child(parse, budget, write_fd), close=(read_fd,))
     os.close(write_fd)
     try:
         raw = _read_until(read_fd, time.monotonic() + budget.seconds)
@@ -281,9 +264,29 @@ def _forked(parse: Callable[[], ParseResult[T]], where: Location, budget: Budget
         os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     if raw is None:
-        log.warning("parse_timeout", file=where.file, seconds=budget.seconds)
-        return _refused(where, reason="time", seconds=f"{budget.seconds:g}")
+        return _timed_out(where, budget)
     return _outcome(raw, status, where)
+
+
+def _fork(child: Callable[[], None], *, close: tuple[int, ...]) -> int:
+    """Fork; the child closes the parent's ends `close`, runs `child` and leaves with
+    os._exit (status 0 when it returned), never running the parent's code or atexit."""
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            for fd in close:
+                os.close(fd)
+            child()
+            status = 0
+        finally:
+            os._exit(status)
+    return pid
+
+
+def _timed_out(where: Location, budget: Budget) -> ParseResult[T]:
+    log.warning("parse_timeout", file=where.file, seconds=budget.seconds)
+    return _refused(where, reason="time", seconds=f"{budget.seconds:g}")
 
 
 def _outcome(raw: bytes, status: int, where: Location) -> ParseResult[T]:
