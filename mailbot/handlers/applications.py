@@ -14,9 +14,9 @@ from mailbot.archive import read_raw
 from mailbot.classify import FORM_EXTS, extension
 from mailbot.documents.invoice_pdf import render_invoice_pdf
 from mailbot.guard import Budget, guarded
+from mailbot.handlers.replies import reply
 from mailbot.invoices import create_invoice, invoice_doc, opening_event
 from mailbot.message import Attachment, ParsedMessage, parse_message
-from mailbot.outbox import enqueue
 from mailbot.parsers.application_docx import ApplicationForm, parse_application
 from mailbot.parsers.limits import Limits
 from mailbot.parsers.pair import check_pair
@@ -25,7 +25,7 @@ from mailbot.parsers.products_xlsx import ProductRow as ParsedRow
 from mailbot.parsers.products_xlsx import parse_products
 from mailbot.parsers.schema import ProductType
 from mailbot.problem_text import count_phrase, render_problems
-from mailbot.render import FileAttachment, Mail, render_body, reply_subject
+from mailbot.render import FileAttachment, render_body, reply_subject
 from mailbot.runtime import Runtime
 from mailbot.storage.models import Application, InboundMessage, ProductRow
 from mailbot.storage.queries import client_by_requisites, next_number
@@ -359,23 +359,16 @@ def reply_in_thread(
     untitled: str = "Заявка на штрихкоды",
 ) -> None:
     """Queue the answer to `msg` about `app` (once per application, kind and message)."""
-    mail = Mail(
+    reply(
+        session,
+        rt,
+        inbound,
+        msg,
         to=to,
         subject=reply_subject(msg.subject or app.subject or untitled, app.number),
         text=body,
-        attachments=attachments,
-        in_reply_to=msg.message_id,
-        references=msg.references,
-    )
-    enqueue(
-        session,
-        mail,
-        dedupe_key=f"application:{app.id}:{kind}:{inbound.id}",
         kind=kind,
-        sender=rt.sender,
-        now=rt.clock(),
+        attachments=attachments,
+        dedupe_key=f"application:{app.id}:{kind}:{inbound.id}",
         application_id=app.id,
-        inbound_id=inbound.id,
-        correlation_id=inbound.correlation_id,
-        rate_limit=rt.settings.limits.replies_per_sender_per_hour,
     )
