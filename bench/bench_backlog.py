@@ -27,13 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import structlog
 
 from mailbot import guard
-from mailbot.archive import store_raw
+from mailbot.cli.demo import deliver_to_maildir
 from mailbot.config import load_settings
-from mailbot.daemon import run_pass
-from mailbot.demo import deliver_to_maildir
-from mailbot.intake.maildir import MaildirIntake
-from mailbot.maildir_outbox import MaildirTransport
+from mailbot.mail.archive import store_raw
+from mailbot.mail.intake.maildir import MaildirIntake
+from mailbot.mail.maildir_outbox import MaildirTransport
 from mailbot.runtime import Runtime, build_runtime
+from mailbot.service.daemon import run_pass
 from mailbot.storage.db import transaction
 from mailbot.storage.migrate import upgrade
 from mailbot.storage.models import Event

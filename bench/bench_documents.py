@@ -22,6 +22,7 @@ from openpyxl import Workbook
 from PIL import Image
 from reportlab.pdfgen.canvas import Canvas
 
+from mailbot.billing.money import format_rub
 from mailbot.documents.barcodes import (
     HEIGHT_MODULES,
     WIDTH_MODULES,
@@ -37,7 +38,6 @@ from mailbot.documents.model import InvoiceDoc
 from mailbot.documents.qr import payment_qr_payload, qr_code, qr_png
 from mailbot.documents.registry_xlsx import render_registry
 from mailbot.documents.samples import SAMPLE_DATE, sample_certificate, sample_codes, sample_invoice
-from mailbot.money import format_rub
 
 BATCH = 10_000
 EXTRAPOLATED_SAMPLE = 100  # python-barcode is too slow for a full batch: time 100, scale up

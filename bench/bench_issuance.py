@@ -29,10 +29,10 @@ from sqlalchemy import insert, text
 from sqlmodel import col, select
 
 from mailbot.config import Prefix, load_settings
-from mailbot.issuance import issue_paid
-from mailbot.maildir_outbox import MaildirTransport
-from mailbot.outbox import send_due
-from mailbot.pool import allocate, sync_prefixes
+from mailbot.issuance.issue import issue_paid
+from mailbot.issuance.pool import allocate, sync_prefixes
+from mailbot.mail.maildir_outbox import MaildirTransport
+from mailbot.mail.outbox import send_due
 from mailbot.runtime import Runtime, build_runtime
 from mailbot.storage.db import make_engine, transaction
 from mailbot.storage.migrate import upgrade

@@ -36,12 +36,12 @@ from sqlmodel import Session, select
 
 from bench.bench_backlog import application_files, application_mail, cpu_seconds, floor
 from mailbot import guard
+from mailbot.cli.demo import deliver_to_maildir
 from mailbot.config import load_settings
-from mailbot.daemon import run_pass
-from mailbot.demo import deliver_to_maildir
-from mailbot.intake.maildir import MaildirIntake
-from mailbot.maildir_outbox import MaildirTransport
+from mailbot.mail.intake.maildir import MaildirIntake
+from mailbot.mail.maildir_outbox import MaildirTransport
 from mailbot.runtime import Runtime, build_runtime
+from mailbot.service.daemon import run_pass
 from mailbot.storage.migrate import upgrade
 from mailbot.storage.models import InboundMessage, InboundStatus
 

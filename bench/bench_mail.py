@@ -36,9 +36,9 @@ import aiosmtplib
 import structlog
 from imapclient import IMAPClient
 
-from mailbot.intake.imap import ImapIntake, ImapSettings
-from mailbot.smtp import SmtpSettings, SmtpTransport
-from mailbot.transport import Envelope
+from mailbot.mail.intake.imap import ImapIntake, ImapSettings
+from mailbot.mail.smtp import SmtpSettings, SmtpTransport
+from mailbot.mail.transport import Envelope
 from tests.mailstack import MailStack, start_mailstack
 
 REPO = Path(__file__).resolve().parents[1]

@@ -31,11 +31,11 @@ from bench_documents import canvas_floor, invoice_rows, median_ms, report  # noq
 from sqlalchemy import insert  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
+from mailbot.billing.payments import import_file  # noqa: E402
 from mailbot.config import load_settings  # noqa: E402
 from mailbot.documents.invoice_pdf import render_invoice_pdf  # noqa: E402
 from mailbot.documents.samples import sample_invoice  # noqa: E402
 from mailbot.parsers.bank_statement_1c import parse_statement  # noqa: E402
-from mailbot.payments import import_file  # noqa: E402
 from mailbot.runtime import Runtime, build_runtime  # noqa: E402
 from mailbot.storage.db import transaction  # noqa: E402
 from mailbot.storage.migrate import upgrade  # noqa: E402

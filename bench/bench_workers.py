@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from mailbot.demo import deliver_to_maildir, sample_message
+from mailbot.cli.demo import deliver_to_maildir, sample_message
 from mailbot.storage.db import make_engine
 from mailbot.storage.migrate import upgrade
 from mailbot.storage.models import OutboxMessage

@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from mailbot.money import Tariffs, Tier, VatMode, validate_tariffs
+from mailbot.billing.money import Tariffs, Tier, VatMode, validate_tariffs
 
 DEFAULT_CONFIG = "config.toml"
 VAT_MODES = ("22", "10", "5", "7", "0", "none")

@@ -25,8 +25,6 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from mailbot import forms
-from mailbot.archive import read_raw, store_raw
-from mailbot.classify import MessageKind, classify
 from mailbot.crashpoints import crash_point
 from mailbot.handlers import (
     applications,
@@ -37,11 +35,13 @@ from mailbot.handlers import (
     subscriptions,
     support,
 )
-from mailbot.intake.base import Intake, OversizedMessage, RawMessage
-from mailbot.message import ParsedMessage, parse_message
-from mailbot.outbox import backoff
+from mailbot.mail.archive import read_raw, store_raw
+from mailbot.mail.classify import MessageKind, classify
+from mailbot.mail.intake.base import Intake, OversizedMessage, RawMessage
+from mailbot.mail.message import ParsedMessage, parse_message
+from mailbot.mail.outbox import backoff
+from mailbot.mail.render import FileAttachment
 from mailbot.parsers.schema import ProductType
-from mailbot.render import FileAttachment
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Application, Client, InboundMessage, InboundStatus

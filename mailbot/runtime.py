@@ -11,12 +11,12 @@ import jinja2
 from sqlalchemy.engine import Engine
 
 from mailbot.config import Settings
-from mailbot.outbox import Sender
+from mailbot.issuance.vault import Vault, load_vault
+from mailbot.mail.outbox import Sender
+from mailbot.mail.render import make_env
 from mailbot.parsers.limits import Limits as ParseLimits
 from mailbot.parsers.schema import ProductType, parse_product_types
-from mailbot.render import make_env
 from mailbot.storage.db import make_engine
-from mailbot.vault import Vault, load_vault
 
 
 def utcnow() -> datetime:

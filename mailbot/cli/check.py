@@ -10,7 +10,7 @@ from mailbot.cli.base import _State, app, out
 @app.command()
 def check() -> None:
     """Validate config, database schema, IMAP and SMTP login and TLS; exit 1 on any problem."""
-    from mailbot.checks import run_checks
+    from mailbot.service.checks import run_checks
 
     findings = run_checks(_State.config)
     for f in findings:

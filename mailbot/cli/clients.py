@@ -9,7 +9,7 @@ from rich.table import Table
 from sqlmodel import col, func, select
 
 from mailbot.cli.base import fail, group, out, runtime
-from mailbot.credentials import reset_password
+from mailbot.issuance.credentials import reset_password
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Application, Barcode, Client, ClientAddress
 

@@ -9,10 +9,10 @@ import typer
 from rich.table import Table
 from sqlmodel import Session, col, select
 
-from mailbot.archive import read_raw
 from mailbot.cli.base import fail, group, out, runtime
 from mailbot.handlers import contacts, support
-from mailbot.message import parse_message
+from mailbot.mail.archive import read_raw
+from mailbot.mail.message import parse_message
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Client, InboundMessage, OutboxMessage, SupportTicket
@@ -30,8 +30,8 @@ news_app = group("news", "News to every subscribed client.")
 
 def _send_now(rt: Runtime) -> None:
     """Deliver what was just queued; whatever fails stays in the outbox for the daemon."""
-    from mailbot.daemon import open_transport
-    from mailbot.outbox import send_due
+    from mailbot.mail.outbox import send_due
+    from mailbot.service.daemon import open_transport
 
     transport = open_transport(rt.settings)
     try:
@@ -205,8 +205,8 @@ def news_send(
     per_minute: Annotated[int, typer.Option(help="at most this many mails a minute")] = 60,
 ) -> None:
     """Mail the news to every subscribed client; the same command again resumes it."""
-    from mailbot.daemon import open_transport
-    from mailbot.news import send_campaign, start_campaign
+    from mailbot.mail.news import send_campaign, start_campaign
+    from mailbot.service.daemon import open_transport
 
     body = body_file.read_text("utf-8")
     if not subject.strip() or not body.strip():

@@ -116,8 +116,8 @@ def forms_check(
 
     Exit code 1 when there is anything to fix.
     """
-    from mailbot.problem_text import count_phrase, render_problems
-    from mailbot.render import make_env
+    from mailbot.mail.problem_text import count_phrase, render_problems
+    from mailbot.mail.render import make_env
     from mailbot.runtime import shipped_product_types
 
     missing = [str(p) for p in files if not p.is_file()]

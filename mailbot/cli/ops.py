@@ -8,9 +8,9 @@ import typer
 from rich.table import Table
 from sqlmodel import Session, col, or_, select
 
-from mailbot.archive import read_raw
 from mailbot.cli.base import app, fail, group, out, runtime
-from mailbot.message import parse_message
+from mailbot.mail.archive import read_raw
+from mailbot.mail.message import parse_message
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import (

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from mailbot.billing.payments import apply_held, held_payments, import_file, reject_held
 from mailbot.cli.base import fail, group, out, runtime
-from mailbot.payments import apply_held, held_payments, import_file, reject_held
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Invoice
 

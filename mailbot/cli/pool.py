@@ -6,7 +6,7 @@ from rich.table import Table
 from sqlmodel import col, func, select
 
 from mailbot.cli.base import group, out, runtime
-from mailbot.pool import pool_states, sync_prefixes
+from mailbot.issuance.pool import pool_states, sync_prefixes
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Application, ApplicationState, Barcode
 

@@ -45,12 +45,12 @@ def run(
     ] = False,
 ) -> None:
     """Run the daemon: take in mail, process, issue, send."""
-    from mailbot.daemon import open_intake, open_transport, prepare, run_forever, run_pass
-    from mailbot.scheduler import sweep_invoices
+    from mailbot.service.daemon import open_intake, open_transport, prepare, run_forever, run_pass
+    from mailbot.service.scheduler import sweep_invoices
 
     rt = runtime()
     if dry_run:
-        from mailbot.dryrun import DryRunUnsupported, dry_run_pass
+        from mailbot.service.dryrun import DryRunUnsupported, dry_run_pass
 
         if not once:
             fail("--dry-run needs --once")
@@ -65,7 +65,7 @@ def run(
     if not once:
         metrics = None
         if rt.settings.metrics_port:
-            from mailbot.metrics import Metrics
+            from mailbot.service.metrics import Metrics
 
             metrics = Metrics(rt.engine)
             metrics.serve(rt.settings.metrics_port)
@@ -88,7 +88,7 @@ def run(
 @app.command()
 def demo() -> None:
     """Put a realistic sample application into the embedded inbox (then: mailbot run --once)."""
-    from mailbot.demo import drop_sample
+    from mailbot.cli.demo import drop_sample
 
     s = settings()
     if s.intake != "maildir":
@@ -100,7 +100,7 @@ def demo() -> None:
 @app.command()
 def status() -> None:
     """Counts by state, and what is stuck and why."""
-    from mailbot.status import render_status
+    from mailbot.service.status import render_status
 
     rt = runtime()
     with transaction(rt.engine) as session:
@@ -199,7 +199,7 @@ def invoices_pay(
     force: Annotated[str, typer.Option(help="reason to accept a different amount")] = "",
 ) -> None:
     """Mark an invoice paid (idempotent); its codes go out on the next pass."""
-    from mailbot.payments import pay_invoice
+    from mailbot.billing.payments import pay_invoice
 
     try:
         money = None if amount is None else Decimal(amount.replace(",", "."))

@@ -18,11 +18,11 @@ from datetime import timedelta
 
 from reportlab.lib.units import mm
 
+from mailbot.billing.money import amount_in_words, format_rub, vat_label
 from mailbot.documents.fonts import reportlab_fonts
 from mailbot.documents.model import InvoiceDoc, long_date, short_date
 from mailbot.documents.pdf_layout import CONTENT_WIDTH, Align, PageFlow, Segment, draw_qr, wrap
 from mailbot.documents.qr import payment_qr_payload, qr_code
-from mailbot.money import amount_in_words, format_rub, vat_label
 
 QR_SIZE = 32 * mm
 LINE_COLUMNS = (8 * mm, None, 16 * mm, 12 * mm, 24 * mm, 26 * mm)

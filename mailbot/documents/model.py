@@ -1,6 +1,6 @@
 """The document seam: frozen data the renderers take, with the invoice's computed totals.
 
-`InvoiceLine` lives in `mailbot.money` (tariff pricing builds it) and is re-exported here.
+`InvoiceLine` lives in `mailbot.billing.money` (tariff pricing builds it) and is re-exported here.
 """
 
 from __future__ import annotations
@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from mailbot.money import InvoiceLine, VatMode, format_rub, to_money, vat_included, vat_label
+from mailbot.billing.money import (
+    InvoiceLine,
+    VatMode,
+    format_rub,
+    to_money,
+    vat_included,
+    vat_label,
+)
 
 __all__ = [
     "CertificateDoc",

@@ -13,8 +13,8 @@ import io
 
 import segno
 
+from mailbot.billing.money import to_kopecks
 from mailbot.documents.model import InvoiceDoc
-from mailbot.money import to_kopecks
 
 HEADER = "ST00012"
 QR_MASK = 0

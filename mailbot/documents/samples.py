@@ -11,12 +11,12 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from mailbot.billing.money import Tariffs, Tier, VatMode, price_lines
 from mailbot.documents.barcodes import ean13, ean13_png, ean13_svg
 from mailbot.documents.certificate_pdf import render_certificate_pdf
 from mailbot.documents.invoice_pdf import render_invoice_pdf
 from mailbot.documents.model import CertificateDoc, InvoiceDoc, InvoiceLine, IssuedCode, Party
 from mailbot.documents.registry_xlsx import render_registry
-from mailbot.money import Tariffs, Tier, VatMode, price_lines
 
 SAMPLE_DATE = date(2026, 11, 25)
 SUPPLIER = Party(

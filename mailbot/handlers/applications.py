@@ -10,13 +10,15 @@ from typing import Any
 from sqlalchemy import insert
 from sqlmodel import Session, col, delete
 
-from mailbot.archive import read_raw
-from mailbot.classify import FORM_EXTS, extension
+from mailbot.billing.invoices import create_invoice, invoice_doc, opening_event
 from mailbot.documents.invoice_pdf import render_invoice_pdf
 from mailbot.guard import Budget, guarded
 from mailbot.handlers.replies import reply
-from mailbot.invoices import create_invoice, invoice_doc, opening_event
-from mailbot.message import Attachment, ParsedMessage, parse_message
+from mailbot.mail.archive import read_raw
+from mailbot.mail.classify import FORM_EXTS, extension
+from mailbot.mail.message import Attachment, ParsedMessage, parse_message
+from mailbot.mail.problem_text import count_phrase, render_problems
+from mailbot.mail.render import FileAttachment, render_body, reply_subject
 from mailbot.parsers.application_docx import ApplicationForm, parse_application
 from mailbot.parsers.limits import Limits
 from mailbot.parsers.pair import check_pair
@@ -24,8 +26,6 @@ from mailbot.parsers.problems import Document, Location, ParseResult, Problem, P
 from mailbot.parsers.products_xlsx import ProductRow as ParsedRow
 from mailbot.parsers.products_xlsx import parse_products
 from mailbot.parsers.schema import ProductType
-from mailbot.problem_text import count_phrase, render_problems
-from mailbot.render import FileAttachment, render_body, reply_subject
 from mailbot.runtime import Runtime
 from mailbot.storage.models import Application, InboundMessage, ProductRow
 from mailbot.storage.queries import client_by_requisites, next_number

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session
 
-from mailbot.classify import own_text
-from mailbot.message import ParsedMessage
-from mailbot.outbox import enqueue
+from mailbot.mail.classify import own_text
+from mailbot.mail.message import ParsedMessage
+from mailbot.mail.outbox import enqueue
+from mailbot.mail.render import Mail, render_body, reply_subject
 from mailbot.parsers.fields import check_phone
 from mailbot.parsers.problems import Location
-from mailbot.render import Mail, render_body, reply_subject
 from mailbot.runtime import Runtime
 from mailbot.storage.models import Client, InboundMessage
 from mailbot.storage.models_clients import ContactChangeRequest

@@ -10,8 +10,8 @@ from sqlmodel import Session, col, select
 
 from mailbot.handlers.applications import reply_to
 from mailbot.handlers.replies import reply
-from mailbot.message import ParsedMessage
-from mailbot.render import FileAttachment, render_body, reply_subject
+from mailbot.mail.message import ParsedMessage
+from mailbot.mail.render import FileAttachment, render_body, reply_subject
 from mailbot.runtime import Runtime
 from mailbot.storage.models import (
     Application,

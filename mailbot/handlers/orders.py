@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from mailbot.billing.invoices import create_invoice, invoice_doc, opening_event
 from mailbot.documents.invoice_pdf import render_invoice_pdf
 from mailbot.guard import Budget, guarded
 from mailbot.handlers.applications import (
@@ -23,13 +24,12 @@ from mailbot.handlers.applications import (
     pick,
     reply_in_thread,
 )
-from mailbot.invoices import create_invoice, invoice_doc, opening_event
-from mailbot.message import ParsedMessage
+from mailbot.mail.message import ParsedMessage
+from mailbot.mail.problem_text import count_phrase, render_problems
+from mailbot.mail.render import FileAttachment, render_body
 from mailbot.parsers.problems import Document, Location, Problem, ProblemCode
 from mailbot.parsers.products_xlsx import ProductRow as ParsedRow
 from mailbot.parsers.products_xlsx import parse_products
-from mailbot.problem_text import count_phrase, render_problems
-from mailbot.render import FileAttachment, render_body
 from mailbot.runtime import Runtime
 from mailbot.storage.models import Application, Barcode, Client, InboundMessage, ProductRow
 from mailbot.storage.queries import next_number

@@ -6,9 +6,9 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from mailbot.message import ParsedMessage
-from mailbot.outbox import enqueue
-from mailbot.render import FileAttachment, Mail
+from mailbot.mail.message import ParsedMessage
+from mailbot.mail.outbox import enqueue
+from mailbot.mail.render import FileAttachment, Mail
 from mailbot.runtime import Runtime
 from mailbot.storage.models import InboundMessage, OutboxMessage
 

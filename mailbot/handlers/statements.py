@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from mailbot.classify import is_authenticated
+from mailbot.billing.matching import ImportSummary
+from mailbot.billing.payments import UNVERIFIED, import_statement
 from mailbot.handlers.replies import reply
-from mailbot.matching import ImportSummary
-from mailbot.message import Attachment, ParsedMessage
-from mailbot.payments import UNVERIFIED, import_statement
-from mailbot.render import render_body
+from mailbot.mail.classify import is_authenticated
+from mailbot.mail.message import Attachment, ParsedMessage
+from mailbot.mail.render import render_body
 from mailbot.runtime import Runtime
 from mailbot.storage.models import InboundMessage
 

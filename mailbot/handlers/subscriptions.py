@@ -11,10 +11,10 @@ import re
 
 from sqlmodel import Session, col, select
 
-from mailbot.message import ParsedMessage
-from mailbot.news import token_for, unsubscribe_header
-from mailbot.outbox import enqueue
-from mailbot.render import Mail, render_body, reply_subject
+from mailbot.mail.message import ParsedMessage
+from mailbot.mail.news import token_for, unsubscribe_header
+from mailbot.mail.outbox import enqueue
+from mailbot.mail.render import Mail, render_body, reply_subject
 from mailbot.runtime import Runtime
 from mailbot.storage.models import Client, InboundMessage, OutboxMessage
 from mailbot.storage.models_clients import NewsDelivery, SubscriptionToken

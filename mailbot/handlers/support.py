@@ -10,9 +10,9 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from mailbot.message import ParsedMessage
-from mailbot.outbox import enqueue
-from mailbot.render import Mail, one_line, render_body
+from mailbot.mail.message import ParsedMessage
+from mailbot.mail.outbox import enqueue
+from mailbot.mail.render import Mail, one_line, render_body
 from mailbot.runtime import Runtime
 from mailbot.storage.models import Client, ClientAddress, InboundMessage, SupportTicket
 from mailbot.storage.models_clients import TicketMessage

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlmodel import col, select
 
-from mailbot.demo import sample_message
+from mailbot.cli.demo import sample_message
 from mailbot.forms import _products_xlsx, _sample_rows, bundled_product_types
 from mailbot.storage.models import Application, Barcode, Client, ClientAddress, Invoice
 from mailbot.storage.models_clients import ContactChangeRequest

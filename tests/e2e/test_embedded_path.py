@@ -18,8 +18,8 @@ from openpyxl import load_workbook
 from sqlmodel import Session, col, select
 from stdnum import ean
 
+from mailbot.cli.demo import deliver_to_maildir, sample_message
 from mailbot.crashpoints import STEPS
-from mailbot.demo import deliver_to_maildir, sample_message
 from mailbot.forms import invalid_sample_application_docx, invalid_sample_products_xlsx
 from mailbot.storage.db import make_engine
 from mailbot.storage.models import Application, Barcode, Invoice, OutboxMessage

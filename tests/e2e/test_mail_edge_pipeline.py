@@ -16,11 +16,11 @@ import pytest
 from sqlmodel import Session, col, select
 
 from mailbot import forms, pipeline
-from mailbot.classify import MessageKind
-from mailbot.demo import deliver_to_maildir
-from mailbot.intake.base import Intake
-from mailbot.intake.imap import ImapIntake, ImapSettings
-from mailbot.intake.maildir import MaildirIntake
+from mailbot.cli.demo import deliver_to_maildir
+from mailbot.mail.classify import MessageKind
+from mailbot.mail.intake.base import Intake
+from mailbot.mail.intake.imap import ImapIntake, ImapSettings
+from mailbot.mail.intake.maildir import MaildirIntake
 from mailbot.runtime import Runtime
 from mailbot.storage.models import InboundMessage, OutboxMessage
 from tests.conftest import FakeClock

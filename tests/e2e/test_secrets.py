@@ -15,7 +15,7 @@ import sqlmodel
 from sqlalchemy import MetaData, select
 from sqlmodel import Session
 
-from mailbot.credentials import ALPHABET, verify_password
+from mailbot.issuance.credentials import ALPHABET, verify_password
 from mailbot.storage.db import make_engine
 from mailbot.storage.models import Client
 from tests.e2e.helpers import body, mailbot, outbox_mails

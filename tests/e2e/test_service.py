@@ -16,9 +16,9 @@ import pytest
 from rich.console import Console
 from sqlmodel import Session, select
 
-from mailbot import daemon
 from mailbot.runtime import Runtime
-from mailbot.status import render_health
+from mailbot.service import daemon
+from mailbot.service.status import render_health
 from mailbot.storage.models_workers import Worker
 from tests.conftest import REPO, FakeClock
 from tests.e2e.helpers import mailbot

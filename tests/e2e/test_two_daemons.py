@@ -25,11 +25,11 @@ import pytest
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
+from mailbot.cli.demo import sample_message
 from mailbot.config import load_settings
-from mailbot.daemon import prepare
-from mailbot.demo import sample_message
-from mailbot.pool import sync_prefixes
+from mailbot.issuance.pool import sync_prefixes
 from mailbot.runtime import build_runtime
+from mailbot.service.daemon import prepare
 from mailbot.storage.db import make_engine
 from mailbot.storage.models import (
     Application,

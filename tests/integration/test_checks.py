@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.checks import Finding, run_checks
+from mailbot.service.checks import Finding, run_checks
 from mailbot.storage.db import make_engine
 from mailbot.storage.migrate import upgrade
 from tests.conftest import REPO

@@ -14,8 +14,14 @@ import pytest
 from imapclient import IMAPClient
 from structlog.testing import capture_logs
 
-from mailbot.intake.base import OversizedMessage, RawMessage
-from mailbot.intake.imap import ImapIntake, ImapRefused, ImapSettings, ImapUnavailable, parse_key
+from mailbot.mail.intake.base import OversizedMessage, RawMessage
+from mailbot.mail.intake.imap import (
+    ImapIntake,
+    ImapRefused,
+    ImapSettings,
+    ImapUnavailable,
+    parse_key,
+)
 from tests.mailstack import MailStack, mailstack, mailstack_factory  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.mail

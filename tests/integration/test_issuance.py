@@ -15,11 +15,11 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from mailbot.config import Prefix
-from mailbot.issuance import issue_paid
-from mailbot.maildir_outbox import MaildirTransport
-from mailbot.outbox import send_due
-from mailbot.pool import sync_prefixes
-from mailbot.render import SECRET_MASK
+from mailbot.issuance.issue import issue_paid
+from mailbot.issuance.pool import sync_prefixes
+from mailbot.mail.maildir_outbox import MaildirTransport
+from mailbot.mail.outbox import send_due
+from mailbot.mail.render import SECRET_MASK
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Application, Barcode, OutboxMessage

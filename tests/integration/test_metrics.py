@@ -8,8 +8,8 @@ from prometheus_client import generate_latest
 from sqlalchemy.engine import Engine
 
 from mailbot.config import Prefix
-from mailbot.metrics import Metrics
-from mailbot.pool import sync_prefixes
+from mailbot.issuance.pool import sync_prefixes
+from mailbot.service.metrics import Metrics
 from mailbot.storage.db import transaction
 from mailbot.storage.models import InboundMessage
 from tests.conftest import FakeClock

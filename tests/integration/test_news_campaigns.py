@@ -7,11 +7,11 @@ from email import message_from_bytes
 
 from sqlmodel import Session, select
 
-from mailbot.news import _queue_next, send_campaign, start_campaign
+from mailbot.mail.news import _queue_next, send_campaign, start_campaign
+from mailbot.mail.transport import Envelope
 from mailbot.runtime import Runtime
 from mailbot.storage.models import Client, OutboxMessage
 from mailbot.storage.models_clients import NewsDelivery
-from mailbot.transport import Envelope
 
 
 class Recorder:

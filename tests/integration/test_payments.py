@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from sqlmodel import Session, col, select
 
-from mailbot.invoices import create_invoice, opening_event
-from mailbot.payments import (
+from mailbot.billing.invoices import create_invoice, opening_event
+from mailbot.billing.payments import (
     apply_held,
     import_file,
     import_statement,

@@ -10,7 +10,7 @@ from email.parser import BytesParser
 import pytest
 from sqlmodel import Session, col, select
 
-from mailbot.intake.base import RawMessage
+from mailbot.mail.intake.base import RawMessage
 from mailbot.pipeline import archive_one, process_pending
 from mailbot.runtime import Runtime
 from mailbot.storage.models import InboundMessage, Invoice, OutboxMessage, Payment

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from mailbot.billing.invoices import create_invoice
 from mailbot.config import Settings, load_settings
-from mailbot.invoices import create_invoice
 from mailbot.runtime import utcnow
 from mailbot.storage.db import make_engine, transaction
 from mailbot.storage.models import Application, Invoice

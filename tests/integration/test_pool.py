@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mailbot.config import Prefix
-from mailbot.issuance import issue_paid, retry_waiting
-from mailbot.pool import pool_states, sync_prefixes
+from mailbot.issuance.issue import issue_paid, retry_waiting
+from mailbot.issuance.pool import pool_states, sync_prefixes
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import (
@@ -33,7 +33,7 @@ WORKER = """
 import os
 import sys
 from mailbot.config import load_settings
-from mailbot.issuance import allocate_paid
+from mailbot.issuance.issue import allocate_paid
 from mailbot.runtime import build_runtime
 env = {**os.environ, "MAILBOT_DATABASE_URL": sys.argv[1]}
 rt = build_runtime(load_settings(env=env))

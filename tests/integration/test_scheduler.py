@@ -6,12 +6,12 @@ import time
 
 from sqlmodel import Session, select
 
-from mailbot.demo import sample_message
-from mailbot.intake.base import RawMessage
-from mailbot.payments import pay_invoice
+from mailbot.billing.payments import pay_invoice
+from mailbot.cli.demo import sample_message
+from mailbot.mail.intake.base import RawMessage
 from mailbot.pipeline import archive_one, process_pending
 from mailbot.runtime import Runtime
-from mailbot.scheduler import start_scheduler, sweep_invoices
+from mailbot.service.scheduler import start_scheduler, sweep_invoices
 from mailbot.storage.models import Application, Invoice, OutboxMessage
 from tests.conftest import FakeClock
 

@@ -11,13 +11,13 @@ import pytest
 from sqlmodel import Session, col, select
 from structlog.testing import capture_logs
 
-from mailbot.outbox import SendReport, enqueue, send_due
-from mailbot.render import Mail
+from mailbot.mail.outbox import SendReport, enqueue, send_due
+from mailbot.mail.render import Mail
+from mailbot.mail.smtp import SmtpSettings, SmtpTransport
+from mailbot.mail.transport import DeliveryError, Envelope
 from mailbot.runtime import Runtime
-from mailbot.smtp import SmtpSettings, SmtpTransport
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Event, OutboxMessage
-from mailbot.transport import DeliveryError, Envelope
 from tests.conftest import FakeClock
 from tests.mailstack import MailStack, mailstack, mailstack_factory  # noqa: F401 - fixtures
 

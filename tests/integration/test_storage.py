@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from mailbot.config import Prefix
-from mailbot.pool import allocate, pool_states, sync_prefixes
+from mailbot.issuance.pool import allocate, pool_states, sync_prefixes
 from mailbot.storage.db import make_engine, transaction
 from mailbot.storage.migrate import (
     NotMigratedError,

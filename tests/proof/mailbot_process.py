@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-PRELOAD = ["mailbot.cli", "mailbot.daemon", "tests.proof.mailbot_process"]
+PRELOAD = ["mailbot.cli", "mailbot.service.daemon", "tests.proof.mailbot_process"]
 
 
 def _main(cwd: str, env: dict[str, str], args: list[str], output: str) -> None:

@@ -30,13 +30,13 @@ import pytest
 from sqlmodel import Session, select
 
 from mailbot import crashpoints
+from mailbot.billing.matching import ImportSummary, Outcome
 from mailbot.config import load_settings
 from mailbot.crashpoints import STEPS, parse
 from mailbot.handlers.statements import VERDICT_TEXT
-from mailbot.intake.base import RawMessage
-from mailbot.matching import ImportSummary, Outcome
+from mailbot.mail.intake.base import RawMessage
+from mailbot.mail.render import make_env, render_body
 from mailbot.pipeline import archive_one, process_pending
-from mailbot.render import make_env, render_body
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Application, Client, ClientAddress, InboundMessage, Invoice

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mailbot import forms
-from mailbot.classify import Classification, classify
 from mailbot.guard import Budget, guarded
-from mailbot.message import ParsedMessage, parse_message
+from mailbot.mail.classify import Classification, classify
+from mailbot.mail.message import ParsedMessage, parse_message
 from mailbot.parsers.application_docx import parse_application
 from mailbot.parsers.bank_statement_1c import Statement, parse_statement
 from mailbot.parsers.limits import Limits

@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from mailbot import guard, pipeline
 from mailbot.handlers import applications, orders
-from mailbot.intake.base import OversizedMessage, RawMessage
+from mailbot.mail.intake.base import OversizedMessage, RawMessage
 from mailbot.parsers.problems import Location, ParseResult
 from mailbot.runtime import Runtime
 from mailbot.storage.models import InboundMessage, OutboxMessage

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
-from mailbot.intake.base import RawMessage
-from mailbot.message import parse_message
+from mailbot.mail.intake.base import RawMessage
+from mailbot.mail.message import parse_message
 from mailbot.pipeline import archive_one, process_pending
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction

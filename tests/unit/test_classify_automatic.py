@@ -13,8 +13,8 @@ from email.parser import BytesParser
 
 import pytest
 
-from mailbot.classify import MessageKind, classify, is_authenticated
-from mailbot.message import ParsedMessage, parse_message
+from mailbot.mail.classify import MessageKind, classify, is_authenticated
+from mailbot.mail.message import ParsedMessage, parse_message
 
 OUR = "info@example.test"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"

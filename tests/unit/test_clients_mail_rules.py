@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from mailbot.classify import MessageKind, classify, own_text, wants_unsubscribe
 from mailbot.handlers.contacts import requested_changes
 from mailbot.handlers.orders import product_key
-from mailbot.message import ParsedMessage
-from mailbot.news import unsubscribe_header
+from mailbot.mail.classify import MessageKind, classify, own_text, wants_unsubscribe
+from mailbot.mail.message import ParsedMessage
+from mailbot.mail.news import unsubscribe_header
 
 
 def _msg(subject: str, text: str, *, sender: str = "c@example.test") -> ParsedMessage:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from mailbot.billing.money import VatMode
 from mailbot.config import ConfigError, Secret, load_settings, parse_settings
-from mailbot.money import VatMode
 from tests.conftest import REPO
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from mailbot.mailsplit import attachment_cost, encoded_size, pack, part_subject, raw_capacity
-from mailbot.render import FileAttachment, Mail, compose
+from mailbot.mail.mailsplit import attachment_cost, encoded_size, pack, part_subject, raw_capacity
+from mailbot.mail.render import FileAttachment, Mail, compose
 
 
 def _file(name: str, size: int) -> FileAttachment:

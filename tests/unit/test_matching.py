@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 from decimal import Decimal
 
-from mailbot.matching import InvoiceFacts, Verdict, decide
+from mailbot.billing.matching import InvoiceFacts, Verdict, decide
 from mailbot.parsers.bank_statement_1c import StatementDocument
 from tests.fixtures.statements import CLIENT_INN, OTHER_CLIENT_INN
 

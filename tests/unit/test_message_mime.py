@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesParser
 
-from mailbot.classify import MessageKind, classify
 from mailbot.handlers.applications import pick
-from mailbot.message import ParsedMessage, parse_message
-from mailbot.render import Mail, compose, reply_subject
+from mailbot.mail.classify import MessageKind, classify
+from mailbot.mail.message import ParsedMessage, parse_message
+from mailbot.mail.render import Mail, compose, reply_subject
 
 DOCX_BYTES = b"PK\x03\x04 docx body"
 XLSX_BYTES = b"PK\x03\x04 xlsx body"

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from mailbot.money import (
+from mailbot.billing.money import (
     BARCODES_LINE,
     REGISTRATION_LINE,
     InvoiceLine,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from mailbot.sdnotify import notify, watchdog_interval
+from mailbot.service.sdnotify import notify, watchdog_interval
 
 
 def test_ready_reaches_the_notify_socket(tmp_path: Path) -> None:

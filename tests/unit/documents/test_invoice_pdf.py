@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from reportlab.lib.units import mm
 
+from mailbot.billing.money import VatMode, amount_in_words, format_rub
 from mailbot.documents import invoice_pdf
 from mailbot.documents.invoice_pdf import LINE_COLUMNS, render_invoice_pdf
 from mailbot.documents.pdf_layout import CONTENT_WIDTH, MARGIN, PAGE_HEIGHT, PageFlow, Segment
 from mailbot.documents.qr import payment_qr_payload
 from mailbot.documents.samples import sample_invoice
-from mailbot.money import VatMode, amount_in_words, format_rub
 
 from .conftest import PdfLines, PdfText, PdfWords, Word
 

@@ -6,9 +6,9 @@ from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
+from mailbot.billing.money import VatMode
 from mailbot.documents.model import long_date, short_date
 from mailbot.documents.samples import BUYER, SOLE_TRADER, sample_invoice
-from mailbot.money import VatMode
 
 
 def test_long_date_uses_the_genitive_month() -> None:

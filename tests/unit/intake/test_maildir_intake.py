@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.intake.base import OversizedMessage, RawMessage
-from mailbot.intake.maildir import HEADER_CAP, MaildirIntake
+from mailbot.mail.intake.base import OversizedMessage, RawMessage
+from mailbot.mail.intake.maildir import HEADER_CAP, MaildirIntake
 
 HEAD = b"From: a@example.test\r\nSubject: hi\r\n\r\n"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailbot.maildir_outbox import MaildirTransport, outbox_name
-from mailbot.transport import Envelope
+from mailbot.mail.maildir_outbox import MaildirTransport, outbox_name
+from mailbot.mail.transport import Envelope
 
 ENV = Envelope(mail_from="info@example.test", recipients=("a@example.test",), message_id="<1@x>")
 DATA = b"Message-ID: <1@x>\r\nSubject: hi\r\n\r\nbody\r\n"

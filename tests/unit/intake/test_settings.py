@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailbot.intake.imap import ImapIntake, ImapSettings, make_key, parse_key
-from mailbot.smtp import SmtpSettings, SmtpTransport
+from mailbot.mail.intake.imap import ImapIntake, ImapSettings, make_key, parse_key
+from mailbot.mail.smtp import SmtpSettings, SmtpTransport
 
 
 def test_imap_settings_repr_hides_the_password() -> None:

@@ -7,8 +7,8 @@ import re
 import jinja2
 import pytest
 
+from mailbot.mail.problem_text import count_phrase, problem_sentence, render_problems
 from mailbot.parsers.problems import Document, Location, Problem, ProblemCode
-from mailbot.problem_text import count_phrase, problem_sentence, render_problems
 
 APP = Location("zayavlenie.docx", field="ИНН", document=Document.application)
 CELL = Location("perechen.xlsx", "Лист1", 14, "Вид продукции", document=Document.products)

@@ -8,9 +8,9 @@ import structlog
 from sqlalchemy import or_, update
 from sqlmodel import Session, col
 
-from mailbot.outbox import enqueue
-from mailbot.pool import pool_states
-from mailbot.render import Mail, render_body
+from mailbot.issuance.pool import pool_states
+from mailbot.mail.outbox import enqueue
+from mailbot.mail.render import Mail, render_body
 from mailbot.runtime import Runtime
 from mailbot.storage.models import BarcodePool
 

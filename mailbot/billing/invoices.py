@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from mailbot.billing.money import InvoiceLine, VatMode, price_lines, to_money, vat_included
 from mailbot.config import Service, Settings
 from mailbot.documents.model import InvoiceDoc, Party
-from mailbot.money import InvoiceLine, VatMode, price_lines, to_money, vat_included
 from mailbot.storage.models import Application, Client, Invoice, InvoiceStatus
 from mailbot.storage.queries import next_number, record_event
 

@@ -16,13 +16,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mailbot.intake.base import Intake
-from mailbot.issuance import issue_paid
-from mailbot.outbox import send_due
+from mailbot.issuance.issue import issue_paid
+from mailbot.mail.intake.base import Intake
+from mailbot.mail.outbox import send_due
+from mailbot.mail.transport import Envelope
 from mailbot.pipeline import process_pending, take_in
 from mailbot.runtime import Runtime
 from mailbot.storage.db import is_postgres, make_engine
-from mailbot.transport import Envelope
 
 
 class DryRunUnsupported(Exception):

@@ -22,7 +22,7 @@ import structlog
 from imapclient import DELETED, IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
-from mailbot.intake.base import OversizedMessage, RawMessage
+from mailbot.mail.intake.base import OversizedMessage, RawMessage
 
 T = TypeVar("T")
 log = structlog.get_logger()

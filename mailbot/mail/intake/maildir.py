@@ -13,7 +13,7 @@ from pathlib import Path
 
 import structlog
 
-from mailbot.intake.base import OversizedMessage, RawMessage
+from mailbot.mail.intake.base import OversizedMessage, RawMessage
 
 log = structlog.get_logger()
 

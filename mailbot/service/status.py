@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session, col, func, select
 
-from mailbot.pool import pool_states
+from mailbot.issuance.pool import pool_states
 from mailbot.runtime import Runtime
 from mailbot.storage.models import (
     Application,

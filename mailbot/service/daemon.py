@@ -13,25 +13,25 @@ from types import FrameType
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailbot import sdnotify
 from mailbot.config import Settings
-from mailbot.intake.base import Intake
-from mailbot.intake.imap import ImapIntake, ImapSettings, ImapUnavailable
-from mailbot.intake.maildir import MaildirIntake
-from mailbot.issuance import issue_paid, retry_waiting
-from mailbot.maildir_outbox import MaildirTransport
-from mailbot.metrics import Metrics
-from mailbot.outbox import send_due
+from mailbot.issuance.issue import issue_paid, retry_waiting
+from mailbot.issuance.pool import sync_prefixes
+from mailbot.mail.intake.base import Intake
+from mailbot.mail.intake.imap import ImapIntake, ImapSettings, ImapUnavailable
+from mailbot.mail.intake.maildir import MaildirIntake
+from mailbot.mail.maildir_outbox import MaildirTransport
+from mailbot.mail.outbox import send_due
+from mailbot.mail.smtp import SmtpSettings, SmtpTransport
+from mailbot.mail.transport import Transport
 from mailbot.pipeline import PassReport, process_pending, release_done, take_in
-from mailbot.pool import sync_prefixes
 from mailbot.runtime import Runtime
-from mailbot.scheduler import start_scheduler
-from mailbot.smtp import SmtpSettings, SmtpTransport
+from mailbot.service import sdnotify
+from mailbot.service.metrics import Metrics
+from mailbot.service.scheduler import start_scheduler
+from mailbot.service.workers import ReaderLock, forget, heartbeat
 from mailbot.storage.db import transaction
 from mailbot.storage.migrate import check_migrated
 from mailbot.storage.queries import release_dead_leases
-from mailbot.transport import Transport
-from mailbot.workers import ReaderLock, forget, heartbeat
 
 log = structlog.get_logger()
 OUTAGE_BACKOFF = 1.0  # seconds before the first retry of a mailbox that stays down
@@ -101,7 +101,7 @@ def run_pass(
 ) -> PassReport:
     """One pass over everything waiting: intake, processing, issuance, sending, acknowledging.
 
-    Only the reader (see mailbot.workers) takes mail in and acknowledges it; every daemon
+    Only the reader (see mailbot.service.workers) takes mail in and acknowledges it; every daemon
     processes, issues and sends.
     """
     received = take_in(rt, intake) if reader else 0

@@ -16,18 +16,18 @@ import structlog
 from sqlalchemy import exists
 from sqlmodel import Session, col, select
 
-from mailbot.alerts import alert_low_pools
+from mailbot.billing.invoices import service_party
 from mailbot.crashpoints import crash_point
-from mailbot.credentials import hash_password, login_for, new_password
 from mailbot.documents.barcodes import images_zips
 from mailbot.documents.certificate_pdf import render_certificate_pdf
 from mailbot.documents.model import CertificateDoc, IssuedCode, Party
-from mailbot.invoices import service_party
-from mailbot.mailsplit import pack, part_budget, part_subject, raw_capacity
-from mailbot.outbox import enqueue
-from mailbot.pool import allocate, pool_states
-from mailbot.render import SECRET_MASK, FileAttachment, Mail, render_body, reply_subject
+from mailbot.issuance.credentials import hash_password, login_for, new_password
+from mailbot.issuance.pool import allocate, pool_states
+from mailbot.mail.mailsplit import pack, part_budget, part_subject, raw_capacity
+from mailbot.mail.outbox import enqueue
+from mailbot.mail.render import SECRET_MASK, FileAttachment, Mail, render_body, reply_subject
 from mailbot.runtime import Runtime
+from mailbot.service.alerts import alert_low_pools
 from mailbot.storage.db import transaction
 from mailbot.storage.models import (
     Application,

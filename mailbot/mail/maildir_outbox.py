@@ -12,7 +12,7 @@ from pathlib import Path
 
 import structlog
 
-from mailbot.transport import DeliveryError, Envelope
+from mailbot.mail.transport import DeliveryError, Envelope
 
 log = structlog.get_logger()
 

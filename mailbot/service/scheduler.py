@@ -15,8 +15,8 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlmodel import Session, col, select
 
-from mailbot.outbox import enqueue
-from mailbot.render import Mail, render_body, reply_subject
+from mailbot.mail.outbox import enqueue
+from mailbot.mail.render import Mail, render_body, reply_subject
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Application, Invoice, InvoiceStatus, OutboxMessage

@@ -16,8 +16,8 @@ from decimal import Decimal
 
 from sqlmodel import Session, col, select
 
+from mailbot.billing.matching import ImportSummary, InvoiceFacts, Outcome, Verdict, decide
 from mailbot.crashpoints import crash_point
-from mailbot.matching import ImportSummary, InvoiceFacts, Outcome, Verdict, decide
 from mailbot.parsers.bank_statement_1c import (
     StatementDocument,
     find_invoice_numbers,

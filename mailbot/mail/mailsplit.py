@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mailbot.render import FileAttachment
+from mailbot.mail.render import FileAttachment
 
 ATTACHMENT_HEADERS = 700  # bytes of MIME headers and boundary around one attachment
 TEXT_ALLOWANCE = 8192  # headers, text part and boundaries beyond the measured text

@@ -14,7 +14,7 @@ from typing import Any
 
 import jinja2
 
-from mailbot.money import format_rub
+from mailbot.billing.money import format_rub
 
 SECRET_MASK = "••••••••••••"  # noqa: S105 - the mask standing in for a password
 MAX_LINE_OCTETS = 998  # RFC 5322 2.1.1; SMTP servers refuse longer lines

@@ -24,7 +24,7 @@ from aiosmtplib import (
     SMTPResponseException,
 )
 
-from mailbot.transport import DeliveryError, DeliveryUnknown, Envelope
+from mailbot.mail.transport import DeliveryError, DeliveryUnknown, Envelope
 
 log = structlog.get_logger()
 SECURITY = ("ssl", "starttls", "none")

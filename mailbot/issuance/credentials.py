@@ -8,8 +8,8 @@ import structlog
 from argon2 import PasswordHasher, Type
 from sqlmodel import select
 
-from mailbot.outbox import enqueue
-from mailbot.render import SECRET_MASK, Mail, render_body
+from mailbot.mail.outbox import enqueue
+from mailbot.mail.render import SECRET_MASK, Mail, render_body
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Client

@@ -20,14 +20,14 @@ import structlog
 from sqlmodel import Session, col, func, select
 
 from mailbot.crashpoints import crash_point
-from mailbot.outbox import enqueue, send_due
-from mailbot.render import Mail, render_body
+from mailbot.mail.outbox import enqueue, send_due
+from mailbot.mail.render import Mail, render_body
+from mailbot.mail.transport import Transport
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Client
 from mailbot.storage.models_clients import NewsCampaign, NewsDelivery, SubscriptionToken
 from mailbot.storage.queries import record_event, release_dead_leases
-from mailbot.transport import Transport
 
 log = structlog.get_logger()
 

@@ -30,12 +30,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from mailbot.crashpoints import crash_point
-from mailbot.render import SECRET_MASK, Mail, compose, message_id_for
+from mailbot.issuance.vault import Vault
+from mailbot.mail.render import SECRET_MASK, Mail, compose, message_id_for
+from mailbot.mail.transport import DeliveryError, DeliveryUnknown, Envelope, Transport
 from mailbot.storage.db import transaction
 from mailbot.storage.models import OutboxMessage, OutboxRecipient, OutboxStatus
 from mailbot.storage.queries import claim_outbox, record_event, replies_since
-from mailbot.transport import DeliveryError, DeliveryUnknown, Envelope, Transport
-from mailbot.vault import Vault
 
 log = structlog.get_logger()
 LEASE = timedelta(minutes=5)

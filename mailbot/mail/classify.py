@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import PurePosixPath
 
-from mailbot.message import ParsedMessage
+from mailbot.mail.message import ParsedMessage
 
 FORM_EXTS = frozenset({".docx", ".xlsx", ".xls", ".ods", ".csv"})
 # Files applicants send instead of our forms: answered with "send .docx/.xlsx".

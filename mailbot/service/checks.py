@@ -15,10 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailbot.config import ConfigError, Settings, load_settings
-from mailbot.intake.imap import ImapError, ImapIntake
+from mailbot.mail.intake.imap import ImapError, ImapIntake
+from mailbot.mail.transport import DeliveryError
 from mailbot.storage.db import make_engine
 from mailbot.storage.migrate import NotMigratedError, check_migrated
-from mailbot.transport import DeliveryError
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,8 @@ def check_database(settings: Settings) -> Finding:
 
 
 def check_mail(settings: Settings) -> list[Finding]:
-    from mailbot.daemon import open_intake, open_transport
-    from mailbot.smtp import SmtpTransport
+    from mailbot.mail.smtp import SmtpTransport
+    from mailbot.service.daemon import open_intake, open_transport
 
     found = []
     if settings.intake == "imap":

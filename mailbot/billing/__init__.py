@@ -1,0 +1,1 @@
+"""Money: amounts, invoices, payments and matching bank statement lines to invoices."""

@@ -1,0 +1,1 @@
+"""Issuing barcodes to a paid application: the pool, client credentials, sealed secrets."""

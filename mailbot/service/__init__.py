@@ -1,0 +1,1 @@
+"""Running as a service: daemon loop, scheduler, workers, health checks, status, metrics."""
