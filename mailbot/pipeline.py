@@ -12,7 +12,6 @@ send:     one commit per delivered mail (outbox.send_due).
 
 from __future__ import annotations
 
-import functools
 import time
 import traceback
 from collections.abc import Callable
@@ -24,8 +23,8 @@ import structlog
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from mailbot import forms
 from mailbot.crashpoints import crash_point
+from mailbot.forms import blank_form_attachments
 from mailbot.handlers import (
     applications,
     contacts,
@@ -35,16 +34,16 @@ from mailbot.handlers import (
     subscriptions,
     support,
 )
+from mailbot.handlers.context import Context, Handler
+from mailbot.invariant import InvariantError
 from mailbot.mail.archive import read_raw, store_raw
 from mailbot.mail.classify import MessageKind, classify
 from mailbot.mail.intake.base import Intake, OversizedMessage, RawMessage
 from mailbot.mail.message import ParsedMessage, parse_message
 from mailbot.mail.outbox import backoff
-from mailbot.mail.render import FileAttachment
-from mailbot.parsers.schema import ProductType
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
-from mailbot.storage.models import Application, Client, InboundMessage, InboundStatus
+from mailbot.storage.models import Application, InboundMessage, InboundStatus
 from mailbot.storage.models import ApplicationState as S
 from mailbot.storage.queries import (
     application_by_number,
@@ -58,8 +57,6 @@ from mailbot.storage.queries import (
 
 log = structlog.get_logger()
 LEASE = timedelta(minutes=10)
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 @dataclass(frozen=True)
@@ -153,7 +150,8 @@ def _archive(rt: Runtime, item: RawMessage | OversizedMessage) -> tuple[InboundM
         )
         session.add(row)
         session.flush()
-        assert row.id is not None  # noqa: S101
+        if row.id is None:
+            raise InvariantError("row.id is missing")
         row.correlation_id = f"m{row.id}"
         record_event(
             session,
@@ -208,7 +206,8 @@ def _process_logged(rt: Runtime, inbound: InboundMessage) -> None:
     try:
         with transaction(rt.engine) as session:
             row = session.get(InboundMessage, inbound.id)
-            assert row is not None  # noqa: S101
+            if row is None:
+                raise InvariantError("row is missing")
             outcome = process_one(session, rt, row)
             kind = row.kind
     except Exception as exc:  # noqa: BLE001 - the per-message boundary: park it, keep going
@@ -226,7 +225,8 @@ def _process_logged(rt: Runtime, inbound: InboundMessage) -> None:
 def _park(rt: Runtime, inbound: InboundMessage, exc: Exception) -> None:
     with transaction(rt.engine) as session:
         row = session.get(InboundMessage, inbound.id)
-        assert row is not None  # noqa: S101
+        if row is None:
+            raise InvariantError("row is missing")
         row.attempts += 1
         row.last_error = "".join(traceback.format_exception(exc))[-4000:]
         # The lease doubles as the retry delay: 1, 2, 4 … minutes before the next attempt.
@@ -261,7 +261,8 @@ def process_one(session: Session, rt: Runtime, inbound: InboundMessage) -> str:
 def _settle(session: Session, rt: Runtime, row: InboundMessage, event: str, **data: Any) -> None:
     """Write the inbound row's new status with its event, in the caller's transaction."""
     session.add(row)
-    assert row.id is not None  # noqa: S101
+    if row.id is None:
+        raise InvariantError("row.id is missing")
     record_event(
         session,
         entity="inbound",
@@ -293,7 +294,7 @@ def _dispatch(
             return "duplicate"
     app = _thread_app(session, msg)
     client = client_by_address(session, msg.from_addr)
-    c = classify(
+    verdict = classify(
         msg,
         our_addresses=rt.our_addresses,
         accountants=frozenset(rt.settings.accountants),
@@ -302,108 +303,86 @@ def _dispatch(
         known_client=client is not None,
         in_ticket=app is None and support.ticket_for(session, msg) is not None,
     )
-    inbound.kind, inbound.reason = c.kind, c.reason
+    inbound.kind, inbound.reason = verdict.kind, verdict.reason
     if app is not None:
         inbound.application_id = app.id
-    handler = _HANDLERS.get(c.kind)
+    handler = _HANDLERS.get(verdict.kind)
     if handler is None:
-        return f"recorded ({c.reason})"
-    return handler(session, rt, inbound, msg, raw, app, client)
+        return f"recorded ({verdict.reason})"
+    return handler(Context(session, rt, inbound, msg, raw, app, client))
 
 
-def _thread_reply(
-    session: Session,
-    rt: Runtime,
-    inbound: InboundMessage,
-    msg: ParsedMessage,
-    raw: bytes,
-    app: object,
-    client: object,
-) -> str:
-    assert isinstance(app, Application)  # noqa: S101 - in_thread implies an application
-    assert client is None or isinstance(client, Client)  # noqa: S101
-    has_files = any(a for a in applications.pick(msg)[:2])
+def _thread_reply(c: Context) -> str:
+    app = c.require_app()
+    has_files = any(a for a in applications.pick(c.msg)[:2])
     by_db = app.kind == "order" and app.form_inbound_id is None  # requisites from the database
     if app.state == S.needs_fix and has_files and by_db:
-        return orders.correction(session, rt, app, inbound, msg)
+        return orders.correction(c.session, c.rt, app, c.inbound, c.msg)
     if app.state == S.needs_fix and has_files:
-        return applications.correction(session, rt, app, inbound, msg)
+        return applications.correction(c.session, c.rt, app, c.inbound, c.msg)
     if has_files and app.state in (S.issued, S.cancelled, S.expired):
-        return _application(session, rt, inbound, msg, raw, None, client)
-    return correspondence.status_reply(session, rt, inbound, msg, client)
+        return _application(c)
+    return correspondence.status_reply(c.session, c.rt, c.inbound, c.msg, c.client)
 
 
-def _application(
-    session: Session,
-    rt: Runtime,
-    inbound: InboundMessage,
-    msg: ParsedMessage,
-    raw: bytes,
-    app: object,
-    client: object,
-) -> str:
+def _application(c: Context) -> str:
     """A product list alone from a registered address is an order; the rest, applications."""
-    assert client is None or isinstance(client, Client)  # noqa: S101
-    if client is not None and orders.is_order(msg, client):
-        return orders.new_order(session, rt, inbound, msg, client)
-    return applications.new_application(session, rt, inbound, msg)
+    if c.client is not None and orders.is_order(c.msg, c.client):
+        return orders.new_order(c.session, c.rt, c.inbound, c.msg, c.client)
+    return applications.new_application(c.session, c.rt, c.inbound, c.msg)
 
 
-def _contact_change(
-    session: Session,
-    rt: Runtime,
-    inbound: InboundMessage,
-    msg: ParsedMessage,
-    raw: bytes,
-    app: object,
-    client: object,
-) -> str:
+def _contact_change(c: Context) -> str:
     """A contact change request; a mail naming no field we know becomes a support ticket."""
-    assert isinstance(client, Client)  # noqa: S101 - classified for known clients only
-    outcome = contacts.request_change(session, rt, inbound, msg, client)
-    return outcome or support.open_ticket(session, rt, inbound, msg, client)
+    client = c.require_client()
+    outcome = contacts.request_change(c.session, c.rt, c.inbound, c.msg, client)
+    return outcome or support.open_ticket(c.session, c.rt, c.inbound, c.msg, client)
 
 
-def blank_forms(rt: Runtime) -> tuple[FileAttachment, ...]:
-    """Blank application, blank product list, product types and the filled samples."""
-    return _blank_forms(rt.product_types)
+def _bounce(c: Context) -> str:
+    return correspondence.bounce(c.session, c.rt, c.inbound, c.raw)
 
 
-@functools.lru_cache(maxsize=4)
-def _blank_forms(types: tuple[ProductType, ...]) -> tuple[FileAttachment, ...]:
-    # Built once per process and product-type list: five documents cost ~30 ms to make.
-    return (
-        FileAttachment(
-            "Заявление о регистрации (бланк).docx", DOCX, forms.blank_application_docx()
-        ),
-        FileAttachment("Перечень продукции (бланк).xlsx", XLSX, forms.blank_products_xlsx(types)),
-        FileAttachment("Виды продукции.xlsx", XLSX, forms.product_types_xlsx(types)),
-        FileAttachment("Заявление (образец).docx", DOCX, forms.sample_application_docx()),
-        FileAttachment(
-            "Перечень продукции (образец).xlsx", XLSX, forms.sample_products_xlsx(types)
-        ),
+def _statement(c: Context) -> str:
+    return statements.statement(c.session, c.rt, c.inbound, c.msg)
+
+
+def _statement_unverified(c: Context) -> str:
+    return statements.unverified(c.session, c.rt, c.inbound, c.msg)
+
+
+def _ticket_reply(c: Context) -> str:
+    return support.ticket_reply(c.session, c.rt, c.inbound, c.msg)
+
+
+def _unsubscribe(c: Context) -> str:
+    return subscriptions.unsubscribe(c.session, c.rt, c.inbound, c.msg, c.client)
+
+
+def _status_request(c: Context) -> str:
+    return correspondence.status_reply(c.session, c.rt, c.inbound, c.msg, c.client)
+
+
+def _client_mail(c: Context) -> str:
+    return support.open_ticket(c.session, c.rt, c.inbound, c.msg, c.require_client())
+
+
+def _unknown_sender(c: Context) -> str:
+    return correspondence.instructions(
+        c.session, c.rt, c.inbound, c.msg, blank_form_attachments(c.rt.product_types)
     )
 
 
-Handler = Callable[..., str]
-_HANDLERS: dict[str, Handler] = {
-    MessageKind.bounce: lambda s, rt, i, m, raw, a, c: correspondence.bounce(s, rt, i, raw),
-    MessageKind.statement: lambda s, rt, i, m, raw, a, c: statements.statement(s, rt, i, m),
-    MessageKind.statement_unverified: lambda s, rt, i, m, raw, a, c: statements.unverified(
-        s, rt, i, m
-    ),
+_HANDLERS: dict[MessageKind, Handler] = {
+    MessageKind.bounce: _bounce,
+    MessageKind.statement: _statement,
+    MessageKind.statement_unverified: _statement_unverified,
     MessageKind.thread_reply: _thread_reply,
     MessageKind.application: _application,
-    MessageKind.ticket_reply: lambda s, rt, i, m, raw, a, c: support.ticket_reply(s, rt, i, m),
+    MessageKind.ticket_reply: _ticket_reply,
     MessageKind.contact_change: _contact_change,
-    MessageKind.unsubscribe: lambda s, rt, i, m, raw, a, c: subscriptions.unsubscribe(
-        s, rt, i, m, c
-    ),
-    MessageKind.status_request: lambda s, rt, i, m, raw, a, c: correspondence.status_reply(
-        s, rt, i, m, c
-    ),
-    MessageKind.client_mail: lambda s, rt, i, m, raw, a, c: support.open_ticket(s, rt, i, m, c),
-    MessageKind.unknown_sender: lambda s, rt, i, m, raw, a, c: correspondence.instructions(
-        s, rt, i, m, blank_forms(rt)
-    ),
+    MessageKind.unsubscribe: _unsubscribe,
+    MessageKind.status_request: _status_request,
+    MessageKind.client_mail: _client_mail,
+    MessageKind.unknown_sender: _unknown_sender,
 }

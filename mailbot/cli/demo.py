@@ -9,8 +9,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
-from mailbot.forms import sample_application_docx, sample_products_xlsx
-from mailbot.pipeline import DOCX, XLSX
+from mailbot.forms import DOCX, XLSX, sample_application_docx, sample_products_xlsx
 from mailbot.runtime import utcnow
 
 

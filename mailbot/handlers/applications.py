@@ -12,8 +12,10 @@ from sqlmodel import Session, col, delete
 
 from mailbot.billing.invoices import create_invoice, invoice_doc, opening_event
 from mailbot.documents.invoice_pdf import render_invoice_pdf
+from mailbot.forms import blank_form_attachments
 from mailbot.guard import Budget, guarded
 from mailbot.handlers.replies import reply
+from mailbot.invariant import InvariantError
 from mailbot.mail.archive import read_raw
 from mailbot.mail.classify import FORM_EXTS, extension
 from mailbot.mail.message import Attachment, ParsedMessage, parse_message
@@ -79,7 +81,8 @@ def new_application(
     )
     session.add(app)
     session.flush()
-    assert app.id is not None  # noqa: S101
+    if app.id is None:
+        raise InvariantError("app.id is missing")
     inbound.application_id = app.id
     return evaluate(session, rt, app, inbound, msg)
 
@@ -124,7 +127,8 @@ def _attachment_from(
         msg = current[1]
     else:
         source = session.get(InboundMessage, inbound_id)
-        assert source is not None  # noqa: S101 - archived messages are never deleted
+        if source is None:
+            raise InvariantError("archived messages are never deleted")
         msg = parse_message(read_raw(rt.settings.archive_dir, source.archive_path))
     form, products, _ = pick(msg)
     return form if want == "form" else products
@@ -237,13 +241,12 @@ def evaluate(
     session: Session, rt: Runtime, app: Application, inbound: InboundMessage, msg: ParsedMessage
 ) -> str:
     """Validate the application's files: problems reply (needs_fix) or invoice (invoiced)."""
-    assert app.id is not None  # noqa: S101
+    if app.id is None:
+        raise InvariantError("app.id is missing")
     now = rt.clock()
     form, rows, problems = read_files(session, rt, app, msg, inbound_id=inbound.id)
     cid = inbound.correlation_id
     if problems or form is None:
-        from mailbot.pipeline import blank_forms  # the pipeline imports this module
-
         app.problems = [_problem_dict(p) for p in problems]
         must(
             transition(
@@ -263,7 +266,14 @@ def evaluate(
         }
         body = render_body(rt.env, "problems", text_ctx)
         _reply(
-            session, rt, app, inbound, msg, kind="problems", body=body, attachments=blank_forms(rt)
+            session,
+            rt,
+            app,
+            inbound,
+            msg,
+            kind="problems",
+            body=body,
+            attachments=blank_form_attachments(rt.product_types),
         )
         return "needs_fix"
     app.form, app.problems = _form_dict(form), []

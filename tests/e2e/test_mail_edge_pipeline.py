@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from mailbot import forms, pipeline
 from mailbot.cli.demo import deliver_to_maildir
+from mailbot.handlers.context import Context
 from mailbot.mail.classify import MessageKind
 from mailbot.mail.intake.base import Intake
 from mailbot.mail.intake.imap import ImapIntake, ImapSettings
@@ -83,10 +84,10 @@ def test_message_failing_max_attempts_times_is_quarantined_while_the_next_is_ans
     intake, box = imap_intake
     real = pipeline._HANDLERS[MessageKind.unknown_sender]
 
-    def handler(*args: Any) -> str:
-        if args[3].subject == "poison":
+    def handler(c: Context) -> str:
+        if c.msg.subject == "poison":
             raise RuntimeError("handler crashed on this message")
-        return real(*args)
+        return real(c)
 
     monkeypatch.setitem(pipeline._HANDLERS, MessageKind.unknown_sender, handler)
     mailstack.append(INFO, letter("poison@example.test", "poison"), box)
