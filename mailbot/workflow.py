@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from mailbot.invariant import InvariantError
 from mailbot.storage.models import Application
 from mailbot.storage.models import ApplicationState as S
 from mailbot.storage.queries import record_event
@@ -64,7 +65,8 @@ def transition(
     target = next_state(app.state, event)
     if target is None:
         return IllegalTransition(app.number, app.state, event)
-    assert app.id is not None  # noqa: S101 - flushed applications only
+    if app.id is None:
+        raise InvariantError("flushed applications only")
     record_event(
         session,
         entity="application",

@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from mailbot.billing.money import InvoiceLine, VatMode, price_lines, to_money, vat_included
 from mailbot.config import Service, Settings
 from mailbot.documents.model import InvoiceDoc, Party
+from mailbot.invariant import InvariantError
 from mailbot.storage.models import Application, Client, Invoice, InvoiceStatus
 from mailbot.storage.queries import next_number, record_event
 
@@ -74,7 +75,8 @@ def create_invoice(
         invoice.status, invoice.paid_at = InvoiceStatus.paid, now
     session.add(invoice)
     session.flush()
-    assert invoice.id is not None  # noqa: S101
+    if invoice.id is None:
+        raise InvariantError("invoice.id is missing")
     record_event(
         session,
         entity="invoice",

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from mailbot.billing.matching import ImportSummary, InvoiceFacts, Outcome, Verdict, decide
 from mailbot.crashpoints import crash_point
+from mailbot.invariant import InvariantError
 from mailbot.parsers.bank_statement_1c import (
     StatementDocument,
     find_invoice_numbers,
@@ -125,7 +126,8 @@ def settle(
     if invoice.status != InvoiceStatus.issued:
         return PayResult(ok=False, message=f"invoice {number} is {invoice.status}")
     app = session.get(Application, invoice.application_id)
-    assert app is not None  # noqa: S101 - an invoice always has its application
+    if app is None:
+        raise InvariantError("an invoice always has its application")
     amount = str(payment.amount)
     error = transition(
         session,
@@ -142,7 +144,8 @@ def settle(
     session.add(payment)
     invoice.status, invoice.paid_at = InvoiceStatus.paid, now
     session.add(invoice)
-    assert invoice.id is not None  # noqa: S101
+    if invoice.id is None:
+        raise InvariantError("invoice.id is missing")
     record_event(
         session,
         entity="invoice",
@@ -174,7 +177,8 @@ def credit(session: Session, client: Client, payment: Payment) -> PayResult:
 def credited_event(
     session: Session, payment: Payment, balance: Decimal, *, now: datetime, correlation_id: str
 ) -> None:
-    assert payment.client_id is not None  # noqa: S101
+    if payment.client_id is None:
+        raise InvariantError("payment.client_id is missing")
     record_event(
         session,
         entity="client",

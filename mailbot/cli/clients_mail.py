@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from mailbot.cli.base import fail, group, out, runtime
 from mailbot.handlers import contacts, support
+from mailbot.invariant import InvariantError
 from mailbot.mail.archive import read_raw
 from mailbot.mail.message import parse_message
 from mailbot.runtime import Runtime
@@ -159,7 +160,8 @@ def tickets_show(number: str) -> None:
 def _text_of(session: Session, rt: Runtime, m: TicketMessage) -> str:
     if m.inbound_id is not None:
         inbound = session.get(InboundMessage, m.inbound_id)
-        assert inbound is not None  # noqa: S101 - archived messages are never deleted
+        if inbound is None:
+            raise InvariantError("archived messages are never deleted")
         msg = parse_message(read_raw(rt.settings.archive_dir, inbound.archive_path))
         files = "".join(f"\n[attachment] {a.filename}" for a in msg.attachments)
         return msg.text.strip() + files

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session
 
+from mailbot.invariant import InvariantError
 from mailbot.mail.classify import own_text
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.outbox import enqueue
@@ -107,7 +108,8 @@ def request_change(
     )
     session.add(request)
     session.flush()
-    assert request.id is not None  # noqa: S101
+    if request.id is None:
+        raise InvariantError("request.id is missing")
     record_event(
         session,
         entity="contact_request",
@@ -184,7 +186,8 @@ def decide(
     if request.status != "pending":
         return f"request {request.id} is already {request.status}"
     client = session.get(Client, request.client_id)
-    assert client is not None and request.id is not None  # noqa: S101
+    if not (client is not None and request.id is not None):
+        raise InvariantError("client is not None and request.id is not None")
     now = rt.clock()
     if approve:
         for name, value in request.changes.items():

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from mailbot.handlers.applications import reply_to
 from mailbot.handlers.replies import reply
+from mailbot.invariant import InvariantError
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.render import FileAttachment, render_body, reply_subject
 from mailbot.runtime import Runtime
@@ -48,7 +49,8 @@ def bounce(session: Session, rt: Runtime, inbound: InboundMessage, raw: bytes) -
             continue
         row.status = OutboxStatus.bounced
         session.add(row)
-        assert row.id is not None  # noqa: S101
+        if row.id is None:
+            raise InvariantError("row.id is missing")
         record_event(
             session,
             entity="outbox",

@@ -24,6 +24,7 @@ from mailbot.handlers.applications import (
     pick,
     reply_in_thread,
 )
+from mailbot.invariant import InvariantError
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.problem_text import count_phrase, render_problems
 from mailbot.mail.render import FileAttachment, render_body
@@ -154,10 +155,12 @@ def evaluate_order(
     session: Session, rt: Runtime, app: Application, inbound: InboundMessage, msg: ParsedMessage
 ) -> str:
     """Problems reply (needs_fix), «all coded already» (cancelled) or invoice."""
-    assert app.id is not None and app.client_id is not None  # noqa: S101
+    if not (app.id is not None and app.client_id is not None):
+        raise InvariantError("app.id is not None and app.client_id is not None")
     now, cid = rt.clock(), inbound.correlation_id
     client = session.get(Client, app.client_id)
-    assert client is not None  # noqa: S101
+    if client is None:
+        raise InvariantError("client is missing")
     rows, problems = _read_products(session, rt, app, msg)
     ctx: dict[str, Any] = {"app": app, "client": client, "service": rt.settings.service}
     if problems or not rows:

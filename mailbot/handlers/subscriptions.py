@@ -11,6 +11,7 @@ import re
 
 from sqlmodel import Session, col, select
 
+from mailbot.invariant import InvariantError
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.news import token_for, unsubscribe_header
 from mailbot.mail.outbox import enqueue
@@ -55,7 +56,8 @@ def unsubscribe(
             return "unsubscribe: unknown sender, recorded"
         _mail(session, rt, inbound, msg, sender_client, "unsubscribe_confirm")
         return "unsubscribe: confirmation requested"
-    assert client.id is not None  # noqa: S101
+    if client.id is None:
+        raise InvariantError("client.id is missing")
     if client.unsubscribed:
         return "unsubscribe: already unsubscribed"
     client.unsubscribed = True
@@ -82,7 +84,8 @@ def _mail(
     kind: str,
 ) -> None:
     """A short note to the client's e-mail (never to an unproven sender)."""
-    assert client.id is not None  # noqa: S101
+    if client.id is None:
+        raise InvariantError("client.id is missing")
     token = token_for(session, client.id)
     ctx = {"kind": kind, "token": token, "service": rt.settings.service}
     headers = {}

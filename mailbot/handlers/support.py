@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from mailbot.invariant import InvariantError
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.outbox import enqueue
 from mailbot.mail.render import Mail, one_line, render_body
@@ -74,7 +75,8 @@ def open_ticket(
     )
     session.add(ticket)
     session.flush()
-    assert ticket.id is not None  # noqa: S101
+    if ticket.id is None:
+        raise InvariantError("ticket.id is missing")
     _record_in(session, ticket, inbound, msg, now)
     record_event(
         session,
@@ -103,7 +105,8 @@ def open_ticket(
 def ticket_reply(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage) -> str:
     """A client's mail in a ticket's thread: kept on the ticket, which opens again if closed."""
     ticket = ticket_for(session, msg)
-    assert ticket is not None and ticket.id is not None  # noqa: S101 - classified so
+    if not (ticket is not None and ticket.id is not None):
+        raise InvariantError("classified so")
     now = rt.clock()
     _record_in(session, ticket, inbound, msg, now)
     if ticket.status != "open":
@@ -129,7 +132,8 @@ def _record_in(
     msg: ParsedMessage,
     now: datetime,
 ) -> None:
-    assert ticket.id is not None  # noqa: S101
+    if ticket.id is None:
+        raise InvariantError("ticket.id is missing")
     session.add(
         TicketMessage(
             ticket_id=ticket.id,
@@ -154,7 +158,8 @@ def send_in_thread(
     inbound: InboundMessage | None = None,
 ) -> TicketMessage:
     """Queue our mail in the ticket's thread, to the address the ticket came from."""
-    assert ticket.id is not None  # noqa: S101
+    if ticket.id is None:
+        raise InvariantError("ticket.id is missing")
     now = rt.clock()
     mail = Mail(
         to=(ticket.sender,),
@@ -187,7 +192,8 @@ def send_in_thread(
 
 def admin_reply(session: Session, rt: Runtime, ticket: SupportTicket, text: str) -> TicketMessage:
     """The admin's answer, sent in the thread after the client's latest mail."""
-    assert ticket.id is not None  # noqa: S101
+    if ticket.id is None:
+        raise InvariantError("ticket.id is missing")
     thread = list(
         session.exec(
             select(TicketMessage)
@@ -225,7 +231,8 @@ def close_ticket(session: Session, rt: Runtime, ticket: SupportTicket) -> bool:
     """Close the ticket; False when it was not open."""
     if ticket.status != "open":
         return False
-    assert ticket.id is not None  # noqa: S101
+    if ticket.id is None:
+        raise InvariantError("ticket.id is missing")
     record_event(
         session,
         entity="ticket",

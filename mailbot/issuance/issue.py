@@ -21,6 +21,7 @@ from mailbot.crashpoints import crash_point
 from mailbot.documents.barcodes import images_zips
 from mailbot.documents.certificate_pdf import render_certificate_pdf
 from mailbot.documents.model import CertificateDoc, IssuedCode, Party
+from mailbot.invariant import InvariantError
 from mailbot.issuance.credentials import hash_password, login_for, new_password
 from mailbot.issuance.pool import allocate, pool_states
 from mailbot.mail.mailsplit import pack, part_budget, part_subject, raw_capacity
@@ -121,7 +122,8 @@ def _rows(session: Session, app_id: int) -> list[ProductRow]:
 
 def allocate_codes(session: Session, rt: Runtime, app: Application) -> str:
     """Step 1: "allocated", "held" (it has its codes already) or "waiting" (pool short)."""
-    assert app.id is not None  # noqa: S101
+    if app.id is None:
+        raise InvariantError("app.id is missing")
     held = session.exec(select(Barcode.id).where(Barcode.application_id == app.id).limit(1))
     if held.first() is not None:
         return "held"
@@ -163,7 +165,8 @@ def _client_for(session: Session, app: Application, rt: Runtime) -> tuple[Client
     form = app.form
     if app.client_id is not None:
         client = session.get(Client, app.client_id)
-        assert client is not None  # noqa: S101
+        if client is None:
+            raise InvariantError("client is missing")
         return client, _credentials_for(session, client)
     inn, kpp = form["inn"], form.get("kpp") or ""
     client = session.exec(select(Client).where(Client.inn == inn, Client.kpp == kpp)).first()
@@ -187,7 +190,8 @@ def _client_for(session: Session, app: Application, rt: Runtime) -> tuple[Client
         )
         session.add(client)
         session.flush()
-        assert client.id is not None  # noqa: S101
+        if client.id is None:
+            raise InvariantError("client.id is missing")
         record_event(
             session,
             entity="client",

@@ -34,6 +34,7 @@ from sqlmodel import Session, col, select
 from mailbot.config import Prefix
 from mailbot.crashpoints import crash_point
 from mailbot.documents.barcodes import ean13
+from mailbot.invariant import InvariantError
 from mailbot.storage.models import Barcode, BarcodePool, ProductRow
 from mailbot.storage.queries import record_event
 
@@ -107,7 +108,8 @@ def sync_prefixes(session: Session, prefixes: Sequence[Prefix], *, now: datetime
 
 
 def _pool_event(session: Session, row: BarcodePool, event: str, now: datetime, **data: int) -> None:
-    assert row.id is not None  # noqa: S101 - flushed
+    if row.id is None:
+        raise InvariantError("flushed")
     record_event(
         session,
         entity="pool",
@@ -140,7 +142,8 @@ def _reserve(session: Session, pool_id: int, count: int) -> int | None:
 def _blocks(session: Session, pools: Sequence[BarcodePool], count: int) -> list[tuple[int, int]]:
     """(pool index, first reference) blocks for `count` codes; [] when the pool is short."""
     for index, pool in enumerate(pools):
-        assert pool.id is not None  # noqa: S101
+        if pool.id is None:
+            raise InvariantError("pool.id is missing")
         first = _reserve(session, pool.id, count)
         if first is not None:
             return [(index, first + n) for n in range(count)]
@@ -158,9 +161,11 @@ def _blocks(session: Session, pools: Sequence[BarcodePool], count: int) -> list[
     for pool in locked:
         take = min(count - len(refs), max(0, pool.capacity - pool.next_ref))
         if take and pool.id in by_id:
-            assert pool.id is not None  # noqa: S101
+            if pool.id is None:
+                raise InvariantError("pool.id is missing")
             first = _reserve(session, pool.id, take)
-            assert first is not None  # noqa: S101 - the row is locked and has room
+            if first is None:
+                raise InvariantError("the row is locked and has room")
             refs.extend((by_id[pool.id], first + n) for n in range(take))
     return refs if len(refs) == count else []
 

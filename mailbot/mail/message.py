@@ -15,6 +15,8 @@ from email.policy import EmailPolicy
 from email.utils import getaddresses, parseaddr
 from functools import lru_cache
 
+from mailbot.invariant import InvariantError
+
 
 @lru_cache(maxsize=4096)
 def _parsed_header(name: str, value: str) -> object:
@@ -246,7 +248,8 @@ def parse_message(raw: bytes, *, headers_only: bool = False) -> ParsedMessage:
     `headers_only`: the header block alone (no text, no attachments), for the archive row.
     """
     msg = BytesParser(policy=POLICY).parsebytes(raw, headersonly=headers_only)
-    assert isinstance(msg, EmailMessage)  # noqa: S101 - policy.default guarantees it
+    if not isinstance(msg, EmailMessage):
+        raise InvariantError("policy.default guarantees it")
     name, addr = _address(msg, "From")
     reply_addr = _address(msg, "Reply-To")[1]
     attachments: list[Attachment] = []

@@ -20,6 +20,7 @@ import structlog
 from sqlmodel import Session, col, func, select
 
 from mailbot.crashpoints import crash_point
+from mailbot.invariant import InvariantError
 from mailbot.mail.outbox import enqueue, send_due
 from mailbot.mail.render import Mail, render_body
 from mailbot.mail.transport import Transport
@@ -71,7 +72,8 @@ def start_campaign(rt: Runtime, subject: str, body: str) -> tuple[int, bool]:
         campaign = NewsCampaign(key=key, subject=subject, body=body, created_at=now)
         session.add(campaign)
         session.flush()
-        assert campaign.id is not None  # noqa: S101
+        if campaign.id is None:
+            raise InvariantError("campaign.id is missing")
         clients = session.exec(
             select(Client)
             .where(col(Client.unsubscribed).is_(False), Client.email != "")
@@ -79,7 +81,8 @@ def start_campaign(rt: Runtime, subject: str, body: str) -> tuple[int, bool]:
         )
         count = 0
         for client in clients:
-            assert client.id is not None  # noqa: S101
+            if client.id is None:
+                raise InvariantError("client.id is missing")
             session.add(
                 NewsDelivery(campaign_id=campaign.id, client_id=client.id, address=client.email)
             )
@@ -122,7 +125,8 @@ def _queue_next(rt: Runtime, campaign_id: int) -> str | None:
             return None
         client = session.get(Client, delivery.client_id)
         campaign = session.get(NewsCampaign, campaign_id)
-        assert client is not None and campaign is not None  # noqa: S101
+        if not (client is not None and campaign is not None):
+            raise InvariantError("client is not None and campaign is not None")
         if client.unsubscribed:
             delivery.status = "skipped"
             session.add(delivery)
@@ -207,7 +211,8 @@ def _finish(rt: Runtime, campaign_id: int) -> int:
     pending = _pending(rt, campaign_id)
     with transaction(rt.engine) as session:
         campaign = session.get(NewsCampaign, campaign_id)
-        assert campaign is not None  # noqa: S101
+        if campaign is None:
+            raise InvariantError("campaign is missing")
         if pending == 0 and campaign.finished_at is None:
             campaign.finished_at = rt.clock()
             session.add(campaign)

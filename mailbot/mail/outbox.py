@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from mailbot.crashpoints import crash_point
+from mailbot.invariant import InvariantError
 from mailbot.issuance.vault import Vault
 from mailbot.mail.render import SECRET_MASK, Mail, compose, message_id_for
 from mailbot.mail.transport import DeliveryError, DeliveryUnknown, Envelope, Transport
@@ -114,7 +115,8 @@ def enqueue(
     )
     session.add(row)
     session.flush()
-    assert row.id is not None  # noqa: S101 - flushed
+    if row.id is None:
+        raise InvariantError("flushed")
     # The loop guard's index: one row per recipient of each mail that counts (alerts to the
     # staff and suppressed mails do not), so counting never reads an outbox row (their
     # bodies run to megabytes).
@@ -203,7 +205,8 @@ def _deliver_one(
     crash_point("after_deliver")
     with transaction(engine) as session:
         fresh = session.get(OutboxMessage, row.id)
-        assert fresh is not None  # noqa: S101 - rows are never deleted
+        if fresh is None:
+            raise InvariantError("rows are never deleted")
         now = clock()
         fresh.attempts += 1
         fresh.lease_until, fresh.lease_owner = None, ""
@@ -219,7 +222,8 @@ def _deliver_one(
             outcome, event = "retry", "mail_deferred"
         unknown = isinstance(error, DeliveryUnknown)
         session.add(fresh)
-        assert fresh.id is not None  # noqa: S101
+        if fresh.id is None:
+            raise InvariantError("fresh.id is missing")
         record_event(
             session,
             entity="outbox",

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailbot.config import ConfigError, Settings, load_settings
+from mailbot.invariant import InvariantError
 from mailbot.mail.intake.imap import ImapError, ImapIntake
 from mailbot.mail.transport import DeliveryError
 from mailbot.storage.db import make_engine
@@ -71,14 +72,16 @@ def check_mail(settings: Settings) -> list[Finding]:
     found = []
     if settings.intake == "imap":
         intake = open_intake(settings)
-        assert isinstance(intake, ImapIntake)  # noqa: S101 - intake.kind = "imap"
+        if not isinstance(intake, ImapIntake):
+            raise InvariantError('intake.kind = "imap"')
         try:
             found.append(_ok("imap", intake.check()))
         except ImapError as exc:
             found.append(_bad("imap", str(exc)))
     if settings.outbox == "smtp":
         transport = open_transport(settings)
-        assert isinstance(transport, SmtpTransport)  # noqa: S101 - outbox.kind = "smtp"
+        if not isinstance(transport, SmtpTransport):
+            raise InvariantError('outbox.kind = "smtp"')
         try:
             found.append(_ok("smtp", transport.check()))
         except DeliveryError as exc:

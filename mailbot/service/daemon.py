@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailbot.config import Settings
+from mailbot.invariant import InvariantError
 from mailbot.issuance.issue import issue_paid, retry_waiting
 from mailbot.issuance.pool import sync_prefixes
 from mailbot.mail.intake.base import Intake
@@ -43,7 +44,8 @@ BEAT_IN_PASS = 10.0  # seconds between heartbeats (and watchdog pings) inside a 
 def open_intake(settings: Settings) -> Intake:
     if settings.intake == "imap":
         i = settings.imap
-        assert i is not None  # noqa: S101 - config guarantees it
+        if i is None:
+            raise InvariantError("config guarantees it")
         return ImapIntake(
             ImapSettings(
                 host=i.host,
@@ -65,7 +67,8 @@ def open_intake(settings: Settings) -> Intake:
 def open_transport(settings: Settings) -> Transport:
     if settings.outbox == "smtp":
         s = settings.smtp
-        assert s is not None  # noqa: S101
+        if s is None:
+            raise InvariantError("s is missing")
         return SmtpTransport(
             SmtpSettings(
                 host=s.host,
