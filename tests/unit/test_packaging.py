@@ -28,13 +28,31 @@ def test_every_python_package_in_the_tree_is_listed_for_the_wheel() -> None:
 
 def test_templates_and_data_files_are_covered_by_package_data() -> None:
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
-    patterns = config["tool"]["setuptools"]["package-data"]["mailbot.templates"]
+    package_data = config["tool"]["setuptools"]["package-data"]
     root = REPO / "templates"
     files = {
         p
         for p in root.rglob("*")
         if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
     }
-    covered = {p for pattern in patterns for p in root.glob(pattern)}  # setuptools' globbing
+    covered = set()
+    for package, patterns in package_data.items():
+        if package == "mailbot.templates" or package.startswith("mailbot.templates."):
+            folder = root.joinpath(*package.split(".")[2:])
+            covered |= {p for pattern in patterns for p in folder.glob(pattern)}  # setuptools'
     assert files
     assert sorted(files - covered) == []
+
+
+def test_every_data_folder_is_a_listed_package() -> None:
+    """setuptools warns (~85 lines per install) about data folders not listed as packages."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(config["tool"]["setuptools"]["packages"])
+    root = REPO / "templates"
+    folders = {
+        ".".join(["mailbot.templates", *p.parent.relative_to(root).parts]).rstrip(".")
+        for p in root.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    assert "mailbot.templates.mail" in folders
+    assert folders - listed == set()
