@@ -29,6 +29,7 @@ from mailbot.handlers import (
     applications,
     contacts,
     correspondence,
+    filing,
     orders,
     statements,
     subscriptions,
@@ -314,10 +315,7 @@ def _dispatch(
 
 def _thread_reply(c: Context) -> str:
     app = c.require_app()
-    has_files = any(a for a in applications.pick(c.msg)[:2])
-    by_db = app.kind == "order" and app.form_inbound_id is None  # requisites from the database
-    if app.state == S.needs_fix and has_files and by_db:
-        return orders.correction(c.session, c.rt, app, c.inbound, c.msg)
+    has_files = any(a for a in filing.pick(c.msg)[:2])
     if app.state == S.needs_fix and has_files:
         return applications.correction(c.session, c.rt, app, c.inbound, c.msg)
     if has_files and app.state in (S.issued, S.cancelled, S.expired):

@@ -60,6 +60,11 @@ def main_options(
     configure_logging(level=log_level)
 
 
+def config_path() -> Path | None:
+    """The --config given on the command line, if any."""
+    return _State.config
+
+
 def settings() -> Settings:
     """The settings, or exit 2 with one line per bad key."""
     try:

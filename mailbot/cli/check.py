@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mailbot.cli.base import _State, app, out
+from mailbot.cli.base import app, config_path, out
 
 
 @app.command()
@@ -12,7 +12,7 @@ def check() -> None:
     """Validate config, database schema, IMAP and SMTP login and TLS; exit 1 on any problem."""
     from mailbot.service.checks import run_checks
 
-    findings = run_checks(_State.config)
+    findings = run_checks(config_path())
     for f in findings:
         out.print(f.line(), highlight=False, markup=False, soft_wrap=True)
     if not all(f.ok for f in findings):

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from mailbot.cli.base import fail, group, out, settings
+from mailbot.cli.base import config_path, fail, group, out, settings
 from mailbot.config import DEFAULT_CONFIG
 from mailbot.guard import Budget, guarded
 from mailbot.parsers.application_docx import ApplicationForm, parse_application
@@ -37,9 +37,7 @@ def forms_export(directory: Path) -> None:
 
 def _limits_and_budget() -> tuple[Limits, Budget]:
     """The daemon's limits when a config is at hand, else the defaults."""
-    from mailbot.cli.base import _State
-
-    explicit = _State.config or os.environ.get("MAILBOT_CONFIG")
+    explicit = config_path() or os.environ.get("MAILBOT_CONFIG")
     if not explicit and not Path(DEFAULT_CONFIG).is_file():
         return Limits(), Budget()
     lim = settings().limits

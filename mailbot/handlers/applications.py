@@ -1,4 +1,4 @@
-"""New applications, orders and corrections: validate, then a problems reply or an invoice."""
+"""New applications and corrections (of applications and orders): validate, then reply."""
 
 from __future__ import annotations
 
@@ -7,59 +7,39 @@ import datetime as dt
 import functools
 from typing import Any
 
-from sqlalchemy import insert
-from sqlmodel import Session, col, delete
+from sqlmodel import Session
 
 from mailbot.billing.invoices import create_invoice, invoice_doc, opening_event
 from mailbot.documents.invoice_pdf import render_invoice_pdf
 from mailbot.forms import blank_form_attachments
 from mailbot.guard import Budget, guarded
-from mailbot.handlers.replies import reply
+from mailbot.handlers.filing import (
+    FORM_LABEL,
+    PRODUCTS_LABEL,
+    attached_file,
+    missing_file,
+    pick,
+    problem_dict,
+    store_rows,
+    wrong_format,
+)
+from mailbot.handlers.orders import evaluate_order
+from mailbot.handlers.replies import reply_in_thread, reply_to
 from mailbot.invariant import InvariantError
-from mailbot.mail.archive import read_raw
-from mailbot.mail.classify import FORM_EXTS, extension
-from mailbot.mail.message import Attachment, ParsedMessage, parse_message
+from mailbot.mail.message import ParsedMessage
 from mailbot.mail.problem_text import count_phrase, render_problems
-from mailbot.mail.render import FileAttachment, render_body, reply_subject
+from mailbot.mail.render import FileAttachment, render_body
 from mailbot.parsers.application_docx import ApplicationForm, parse_application
 from mailbot.parsers.limits import Limits
 from mailbot.parsers.pair import check_pair
-from mailbot.parsers.problems import Document, Location, ParseResult, Problem, ProblemCode
+from mailbot.parsers.problems import Document, Location, ParseResult, Problem
 from mailbot.parsers.products_xlsx import ProductRow as ParsedRow
 from mailbot.parsers.products_xlsx import parse_products
 from mailbot.parsers.schema import ProductType
 from mailbot.runtime import Runtime
-from mailbot.storage.models import Application, InboundMessage, ProductRow
+from mailbot.storage.models import Application, InboundMessage
 from mailbot.storage.queries import client_by_requisites, next_number
 from mailbot.workflow import must, transition
-
-PRODUCT_EXTS = FORM_EXTS - {".docx"}
-
-
-def reply_to(msg: ParsedMessage) -> str:
-    """Where our reply goes: the From address, never Reply-To.
-
-    Reply-To is whatever the sender typed; obeying it would let anyone make us mail forms,
-    invoices or ticket numbers to a third party (backscatter). The From address is the one
-    the receiving MTA and DMARC vouch for; the application's own e-mail field gets the
-    invoice and codes as well.
-    """
-    return msg.from_addr
-
-
-def pick(msg: ParsedMessage) -> tuple[Attachment | None, Attachment | None, list[Attachment]]:
-    """(application .docx, product list, other files) among the attachments."""
-    form = products = None
-    others = []
-    for att in msg.attachments:
-        ext = extension(att.filename)
-        if ext == ".docx" and form is None:
-            form = att
-        elif ext in PRODUCT_EXTS and products is None:
-            products = att
-        else:
-            others.append(att)
-    return form, products, others
 
 
 def new_application(
@@ -90,11 +70,17 @@ def new_application(
 def correction(
     session: Session, rt: Runtime, app: Application, inbound: InboundMessage, msg: ParsedMessage
 ) -> str:
-    """Corrected files in the thread of an application that needs fixing."""
+    """Corrected files in the thread of an application or order that needs fixing.
+
+    The files the message carries replace the earlier ones, and the whole thread is checked
+    again. An order whose requisites come from the database (no form of its own) takes only
+    a product list by mail: whatever the correction carries counts as its product list.
+    """
     form, products, _ = pick(msg)
-    if form:
+    by_db = app.kind == "order" and app.form_inbound_id is None
+    if form and not by_db:
         app.form_inbound_id = inbound.id
-    if products:
+    if products or by_db:
         app.products_inbound_id = inbound.id
     must(
         transition(
@@ -105,37 +91,9 @@ def correction(
             correlation_id=inbound.correlation_id,
         )
     )
+    if by_db:
+        return evaluate_order(session, rt, app, inbound, msg)
     return evaluate(session, rt, app, inbound, msg)
-
-
-def _attachment_from(
-    rt: Runtime,
-    session: Session,
-    inbound_id: int | None,
-    want: str,
-    *,
-    current: tuple[int | None, ParsedMessage] | None = None,
-) -> Attachment | None:
-    """The form or product list carried by inbound message `inbound_id`.
-
-    `current` is the message being processed, already parsed: it is not read back from the
-    archive and parsed a second time.
-    """
-    if inbound_id is None:
-        return None
-    if current is not None and current[0] == inbound_id:
-        msg = current[1]
-    else:
-        source = session.get(InboundMessage, inbound_id)
-        if source is None:
-            raise InvariantError("archived messages are never deleted")
-        msg = parse_message(read_raw(rt.settings.archive_dir, source.archive_path))
-    form, products, _ = pick(msg)
-    return form if want == "form" else products
-
-
-def _missing(document: Document, label: str) -> Problem:
-    return Problem(ProblemCode.file_missing, Location(file=label, document=document))
 
 
 Parsed = tuple[ParseResult[ApplicationForm] | None, ParseResult[list[ParsedRow]] | None]
@@ -165,13 +123,10 @@ def read_files(
 ) -> tuple[ApplicationForm | None, list[ParsedRow], list[Problem]]:
     """Parse the latest application and product list of this application thread."""
     current = (inbound_id, msg)
-    form_att = _attachment_from(rt, session, app.form_inbound_id, "form", current=current)
-    prod_att = _attachment_from(rt, session, app.products_inbound_id, "products", current=current)
+    form_att = attached_file(rt, session, app.form_inbound_id, "form", current=current)
+    prod_att = attached_file(rt, session, app.products_inbound_id, "products", current=current)
     lim, limits, types = rt.settings.limits, rt.parse_limits, rt.product_types
-    problems = [
-        Problem(ProblemCode.file_wrong_format, Location(file=att.filename), value=att.filename)
-        for att in pick(msg)[2]
-    ]
+    problems = wrong_format(msg)
 
     pair = functools.partial(
         parse_pair,
@@ -191,11 +146,11 @@ def read_files(
     form: ApplicationForm | None = None
     rows: list[ParsedRow] = []
     if form_att is None:
-        problems.append(_missing(Document.application, "Заявление о регистрации (.docx)"))
+        problems.append(missing_file(Document.application, FORM_LABEL))
     elif parsed_form is not None:
         form, problems = parsed_form.value, problems + parsed_form.problems
     if prod_att is None:
-        problems.append(_missing(Document.products, "Перечень продукции (.xlsx)"))
+        problems.append(missing_file(Document.products, PRODUCTS_LABEL))
     elif parsed_rows is not None:
         rows, problems = list(parsed_rows.value or []), problems + parsed_rows.problems
     if form is not None and rows and form_att and prod_att:
@@ -211,32 +166,6 @@ def _form_dict(form: ApplicationForm) -> dict[str, Any]:
     return out
 
 
-def _store_rows(session: Session, app_id: int, rows: list[ParsedRow]) -> None:
-    """Replace the application's product rows: one executemany, not a flush of 50 objects."""
-    session.execute(delete(ProductRow).where(col(ProductRow.application_id) == app_id))
-    if not rows:
-        return
-    session.execute(
-        insert(ProductRow),
-        [
-            {
-                "application_id": app_id,
-                "row": r.row,
-                "name": r.name or "",
-                "product_type_code": r.product_type_code or "",
-                "product_type_name": r.product_type_name or "",
-                "brand": r.brand or "",
-                "net_quantity": "" if r.net_quantity is None else f"{r.net_quantity.normalize():f}",
-                "unit": r.unit or "",
-                "okpd2": r.okpd2 or "",
-                "tnved": r.tnved or "",
-                "note": r.note or "",
-            }
-            for r in rows
-        ],
-    )
-
-
 def evaluate(
     session: Session, rt: Runtime, app: Application, inbound: InboundMessage, msg: ParsedMessage
 ) -> str:
@@ -247,7 +176,7 @@ def evaluate(
     form, rows, problems = read_files(session, rt, app, msg, inbound_id=inbound.id)
     cid = inbound.correlation_id
     if problems or form is None:
-        app.problems = [_problem_dict(p) for p in problems]
+        app.problems = [problem_dict(p) for p in problems]
         must(
             transition(
                 session,
@@ -277,7 +206,7 @@ def evaluate(
         )
         return "needs_fix"
     app.form, app.problems = _form_dict(form), []
-    _store_rows(session, app.id, rows)
+    store_rows(session, app.id, rows)
     must(
         transition(
             session, app, "form_valid", now=now, correlation_id=cid, data={"rows": len(rows)}
@@ -332,11 +261,6 @@ def evaluate(
     return "invoiced"
 
 
-def _problem_dict(p: Problem) -> dict[str, Any]:
-    loc = dataclasses.asdict(p.location)
-    return {"code": str(p.code), "location": loc, "value": p.value, "params": dict(p.params)}
-
-
 def _reply(
     session: Session,
     rt: Runtime,
@@ -353,32 +277,3 @@ def _reply(
     to += [a for a in (also or []) if a and a.lower() not in to]
     reply_in_thread(session, rt, app, inbound, msg, to=tuple(to), kind=kind, body=body,
                     attachments=attachments)  # fmt: skip
-
-
-def reply_in_thread(
-    session: Session,
-    rt: Runtime,
-    app: Application,
-    inbound: InboundMessage,
-    msg: ParsedMessage,
-    *,
-    to: tuple[str, ...],
-    kind: str,
-    body: str,
-    attachments: tuple[FileAttachment, ...] = (),
-    untitled: str = "Заявка на штрихкоды",
-) -> None:
-    """Queue the answer to `msg` about `app` (once per application, kind and message)."""
-    reply(
-        session,
-        rt,
-        inbound,
-        msg,
-        to=to,
-        subject=reply_subject(msg.subject or app.subject or untitled, app.number),
-        text=body,
-        kind=kind,
-        attachments=attachments,
-        dedupe_key=f"application:{app.id}:{kind}:{inbound.id}",
-        application_id=app.id,
-    )

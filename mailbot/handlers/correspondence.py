@@ -8,8 +8,7 @@ from datetime import timedelta
 import structlog
 from sqlmodel import Session, col, select
 
-from mailbot.handlers.applications import reply_to
-from mailbot.handlers.replies import reply
+from mailbot.handlers.replies import reply, reply_to
 from mailbot.invariant import InvariantError
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.render import FileAttachment, render_body, reply_subject

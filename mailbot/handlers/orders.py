@@ -16,19 +16,21 @@ from sqlmodel import Session, col, select
 from mailbot.billing.invoices import create_invoice, invoice_doc, opening_event
 from mailbot.documents.invoice_pdf import render_invoice_pdf
 from mailbot.guard import Budget, guarded
-from mailbot.handlers.applications import (
-    _attachment_from,
-    _missing,
-    _problem_dict,
-    _store_rows,
+from mailbot.handlers.filing import (
+    PRODUCTS_LABEL,
+    attached_file,
+    missing_file,
     pick,
-    reply_in_thread,
+    problem_dict,
+    store_rows,
+    wrong_format,
 )
+from mailbot.handlers.replies import reply_in_thread
 from mailbot.invariant import InvariantError
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.problem_text import count_phrase, render_problems
 from mailbot.mail.render import FileAttachment, render_body
-from mailbot.parsers.problems import Document, Location, Problem, ProblemCode
+from mailbot.parsers.problems import Document, Location, Problem
 from mailbot.parsers.products_xlsx import ProductRow as ParsedRow
 from mailbot.parsers.products_xlsx import parse_products
 from mailbot.runtime import Runtime
@@ -114,33 +116,13 @@ def new_order(
     return evaluate_order(session, rt, app, inbound, msg)
 
 
-def correction(
-    session: Session, rt: Runtime, app: Application, inbound: InboundMessage, msg: ParsedMessage
-) -> str:
-    """A corrected product list in the thread of an order that needs fixing."""
-    app.products_inbound_id = inbound.id
-    must(
-        transition(
-            session,
-            app,
-            "correction_received",
-            now=rt.clock(),
-            correlation_id=inbound.correlation_id,
-        )
-    )
-    return evaluate_order(session, rt, app, inbound, msg)
-
-
 def _read_products(
     session: Session, rt: Runtime, app: Application, msg: ParsedMessage
 ) -> tuple[list[ParsedRow], list[Problem]]:
-    problems = [
-        Problem(ProblemCode.file_wrong_format, Location(file=a.filename), value=a.filename)
-        for a in pick(msg)[2]
-    ]
-    att = _attachment_from(rt, session, app.products_inbound_id, "products")
+    problems = wrong_format(msg)
+    att = attached_file(rt, session, app.products_inbound_id, "products")
     if att is None:
-        return [], [*problems, _missing(Document.products, "Перечень продукции (.xlsx)")]
+        return [], [*problems, missing_file(Document.products, PRODUCTS_LABEL)]
     lim, limits, types = rt.settings.limits, rt.parse_limits, rt.product_types
     data, name = att.data, att.filename
     result = guarded(
@@ -164,7 +146,7 @@ def evaluate_order(
     rows, problems = _read_products(session, rt, app, msg)
     ctx: dict[str, Any] = {"app": app, "client": client, "service": rt.settings.service}
     if problems or not rows:
-        app.problems = [_problem_dict(p) for p in problems]
+        app.problems = [problem_dict(p) for p in problems]
         must(transition(session, app, "form_invalid", now=now, correlation_id=cid))
         ctx.update(
             problems_text=render_problems(problems, rt.env), count=count_phrase(len(problems))
@@ -177,7 +159,7 @@ def evaluate_order(
     fresh = [r for r in rows if r.row not in coded]
     ctx["flagged"] = [(r.row, r.name, coded[r.row]) for r in rows if r.row in coded]
     app.problems = []
-    _store_rows(session, app.id, fresh)
+    store_rows(session, app.id, fresh)
     must(
         transition(
             session, app, "form_valid", now=now, correlation_id=cid, data={"rows": len(fresh)}

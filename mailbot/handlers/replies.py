@@ -8,9 +8,20 @@ from sqlmodel import Session
 
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.outbox import enqueue
-from mailbot.mail.render import FileAttachment, Mail
+from mailbot.mail.render import FileAttachment, Mail, reply_subject
 from mailbot.runtime import Runtime
-from mailbot.storage.models import InboundMessage, OutboxMessage
+from mailbot.storage.models import Application, InboundMessage, OutboxMessage
+
+
+def reply_to(msg: ParsedMessage) -> str:
+    """Where our reply goes: the From address, never Reply-To.
+
+    Reply-To is whatever the sender typed; obeying it would let anyone make us mail forms,
+    invoices or ticket numbers to a third party (backscatter). The From address is the one
+    the receiving MTA and DMARC vouch for; the application's own e-mail field gets the
+    invoice and codes as well.
+    """
+    return msg.from_addr
 
 
 def reply(
@@ -54,4 +65,33 @@ def reply(
         inbound_id=inbound.id,
         correlation_id=inbound.correlation_id,
         rate_limit=rt.settings.limits.replies_per_sender_per_hour,
+    )
+
+
+def reply_in_thread(
+    session: Session,
+    rt: Runtime,
+    app: Application,
+    inbound: InboundMessage,
+    msg: ParsedMessage,
+    *,
+    to: tuple[str, ...],
+    kind: str,
+    body: str,
+    attachments: tuple[FileAttachment, ...] = (),
+    untitled: str = "Заявка на штрихкоды",
+) -> None:
+    """Queue the answer to `msg` about `app` (once per application, kind and message)."""
+    reply(
+        session,
+        rt,
+        inbound,
+        msg,
+        to=to,
+        subject=reply_subject(msg.subject or app.subject or untitled, app.number),
+        text=body,
+        kind=kind,
+        attachments=attachments,
+        dedupe_key=f"application:{app.id}:{kind}:{inbound.id}",
+        application_id=app.id,
     )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesParser
 
-from mailbot.handlers.applications import pick
+from mailbot.handlers.filing import pick
 from mailbot.mail.classify import MessageKind, classify
 from mailbot.mail.message import ParsedMessage, parse_message
 from mailbot.mail.render import Mail, compose, reply_subject
