@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,64 @@ class Settings:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Key:
+    """One key of a config table: its type, default and what a valid value looks like."""
+
+    name: str
+    kind: type = str
+    default: Any = ""
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    pattern: str = ""
+
+
+SECURITY = ("ssl", "starttls", "none")
+# [service]: the seller's requisites printed on every invoice.
+SERVICE_KEYS = (
+    Key("name", required=True),
+    Key("inn", required=True, pattern=r"\d{10}|\d{12}"),
+    Key("kpp", pattern=r"\d{4}[\dA-Z]{2}\d{3}"),
+    Key("ogrn", pattern=r"\d{13}|\d{15}"),
+    Key("address", required=True),
+    Key("bank", required=True),
+    Key("bik", required=True, pattern=r"04\d{7}"),
+    Key("account", required=True, pattern=r"\d{20}"),
+    Key("corr_account", required=True, pattern=r"30101\d{15}"),
+    Key("email", required=True, pattern=r"[^@\s]+@[^@\s]+"),
+    Key("domain", required=True),
+    Key("phone"),
+    Key("director"),
+    Key("accountant"),
+)
+MAILDIR_KEYS = (Key("inbox", default="var/mail/inbox"), Key("outbox", default="var/mail/outbox"))
+IMAP_KEYS = (
+    Key("ca_file"),
+    Key("host", required=True),
+    Key("port", int, 993),
+    Key("security", default="ssl", choices=SECURITY),
+    Key("user", required=True),
+    Key("mailbox", default="INBOX"),
+    Key("processed_folder", default="mailbot/processed"),
+    Key("quarantine_folder", default="mailbot/quarantine"),
+    Key("poll_seconds", float, 60.0),
+)
+SMTP_KEYS = (  # from_address defaults to service.email, filled in by _smtp
+    Key("ca_file"),
+    Key("host", required=True),
+    Key("port", int, 465),
+    Key("security", default="ssl", choices=SECURITY),
+    Key("user"),
+)
+INVOICE_KEYS = (
+    Key("due_days", int, 5),
+    Key("remind_after_days", int, 3),
+    Key("expire_after_days", int, 10),
+)
+# [limits]: every field of Limits, its type and default taken from the dataclass itself.
+LIMIT_KEYS = tuple(Key(f.name, type(f.default), f.default) for f in fields(Limits))
+
+
 class _Reader:
     """Walks the parsed TOML and collects every problem instead of stopping at the first."""
 
@@ -150,36 +208,30 @@ class _Reader:
             return {}
         return value
 
-    def get(
-        self,
-        sec: Mapping[str, Any],
-        where: str,
-        key: str,
-        kind: type,
-        default: Any = None,
-        *,
-        required: bool = False,
-        choices: tuple[str, ...] = (),
-        pattern: str = "",
-    ) -> Any:
-        name = f"{where}.{key}"
-        if key not in sec:
-            if required:
+    def get(self, sec: Mapping[str, Any], where: str, key: Key) -> Any:
+        """The value of `key` in table `sec` (named `where`), or its default and a problem."""
+        name, kind = f"{where}.{key.name}", key.kind
+        if key.name not in sec:
+            if key.required:
                 self.problems.append(f"{name}: is required")
-            return default
-        value = sec[key]
+            return key.default
+        value = sec[key.name]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             self.problems.append(f"{name}: must be {kind.__name__}, got {value!r}")
-            return default
-        if choices and value not in choices:
-            self.problems.append(f"{name}: must be one of {', '.join(choices)}, got {value!r}")
-            return default
-        if pattern and not re.fullmatch(pattern, str(value)):
-            self.problems.append(f"{name}: {value!r} does not match {pattern}")
-            return default
+            return key.default
+        if key.choices and value not in key.choices:
+            self.problems.append(f"{name}: must be one of {', '.join(key.choices)}, got {value!r}")
+            return key.default
+        if key.pattern and not re.fullmatch(key.pattern, str(value)):
+            self.problems.append(f"{name}: {value!r} does not match {key.pattern}")
+            return key.default
         return value
+
+    def table(self, sec: Mapping[str, Any], where: str, keys: tuple[Key, ...]) -> dict[str, Any]:
+        """Every key of the table, in order: name → value (or default)."""
+        return {key.name: self.get(sec, where, key) for key in keys}
 
     def tables(
         self, sec: Mapping[str, Any], where: str, key: str, *, one: str, keys: str
@@ -226,148 +278,44 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
 
 
 def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str, str]) -> Settings:
-    """Build Settings from parsed TOML; raises ConfigError naming every bad key."""
+    """Build Settings from parsed TOML; raises ConfigError naming every bad key.
+
+    Sections are read in file order, so the report lists problems the way the file does.
+    """
     r = _Reader(data)
-    s = r.section("service")
-    service = Service(
-        name=r.get(s, "service", "name", str, "", required=True),
-        inn=r.get(s, "service", "inn", str, "", required=True, pattern=r"\d{10}|\d{12}"),
-        kpp=r.get(s, "service", "kpp", str, "", pattern=r"\d{4}[\dA-Z]{2}\d{3}"),
-        ogrn=r.get(s, "service", "ogrn", str, "", pattern=r"\d{13}|\d{15}"),
-        address=r.get(s, "service", "address", str, "", required=True),
-        bank=r.get(s, "service", "bank", str, "", required=True),
-        bik=r.get(s, "service", "bik", str, "", required=True, pattern=r"04\d{7}"),
-        account=r.get(s, "service", "account", str, "", required=True, pattern=r"\d{20}"),
-        corr_account=r.get(
-            s, "service", "corr_account", str, "", required=True, pattern=r"30101\d{15}"
-        ),
-        email=r.get(s, "service", "email", str, "", required=True, pattern=r"[^@\s]+@[^@\s]+"),
-        domain=r.get(s, "service", "domain", str, "", required=True),
-        phone=r.get(s, "service", "phone", str, ""),
-        director=r.get(s, "service", "director", str, ""),
-        accountant=r.get(s, "service", "accountant", str, ""),
-    )
-
+    service = Service(**r.table(r.section("service"), "service", SERVICE_KEYS))
     paths = r.section("paths", required=False)
-    var_dir = base_dir / r.get(paths, "paths", "var", str, "var")
-    archive_dir = var_dir / r.get(paths, "paths", "archive", str, "archive")
-
+    var_dir = base_dir / r.get(paths, "paths", Key("var", default="var"))
+    archive_dir = var_dir / r.get(paths, "paths", Key("archive", default="archive"))
     intake = r.get(
-        r.section("intake"), "intake", "kind", str, "maildir", choices=("maildir", "imap")
+        r.section("intake"), "intake", Key("kind", default="maildir", choices=("maildir", "imap"))
     )
-    md = r.section("maildir", required=False)
-    maildir = MaildirSettings(
-        inbox=base_dir / r.get(md, "maildir", "inbox", str, "var/mail/inbox"),
-        outbox=base_dir / r.get(md, "maildir", "outbox", str, "var/mail/outbox"),
-    )
-    imap = None
-    if intake == "imap":
-        i = r.section("imap")
-        ca = r.get(i, "imap", "ca_file", str, "")
-        imap = ImapConfig(
-            host=r.get(i, "imap", "host", str, "", required=True),
-            port=r.get(i, "imap", "port", int, 993),
-            security=r.get(i, "imap", "security", str, "ssl", choices=("ssl", "starttls", "none")),
-            user=r.get(i, "imap", "user", str, "", required=True),
-            password=Secret(env.get("MAILBOT_IMAP_PASSWORD", "")),
-            mailbox=r.get(i, "imap", "mailbox", str, "INBOX"),
-            processed_folder=r.get(i, "imap", "processed_folder", str, "mailbot/processed"),
-            quarantine_folder=r.get(i, "imap", "quarantine_folder", str, "mailbot/quarantine"),
-            poll_seconds=r.get(i, "imap", "poll_seconds", float, 60.0),
-            ca_file=base_dir / ca if ca else None,
-        )
+    md = r.table(r.section("maildir", required=False), "maildir", MAILDIR_KEYS)
+    maildir = MaildirSettings(**{k: base_dir / v for k, v in md.items()})
+    imap = _imap(r, base_dir, env) if intake == "imap" else None
     outbox = r.get(
-        r.section("outbox"), "outbox", "kind", str, "maildir", choices=("maildir", "smtp")
+        r.section("outbox"), "outbox", Key("kind", default="maildir", choices=("maildir", "smtp"))
     )
-    smtp = None
-    if outbox == "smtp":
-        m = r.section("smtp")
-        ca = r.get(m, "smtp", "ca_file", str, "")
-        smtp = SmtpConfig(
-            host=r.get(m, "smtp", "host", str, "", required=True),
-            port=r.get(m, "smtp", "port", int, 465),
-            security=r.get(m, "smtp", "security", str, "ssl", choices=("ssl", "starttls", "none")),
-            user=r.get(m, "smtp", "user", str, ""),
-            password=Secret(env.get("MAILBOT_SMTP_PASSWORD", "")),
-            from_address=r.get(m, "smtp", "from_address", str, service.email),
-            ca_file=base_dir / ca if ca else None,
-        )
-
-    db = r.section("database", required=False)
-    url = env.get("MAILBOT_DATABASE_URL") or r.get(
-        db, "database", "url", str, "sqlite:///var/mailbot.db"
-    )
-    if not url.startswith(("sqlite:", "postgresql")):
-        r.problems.append("database.url: must be sqlite:///… or postgresql+psycopg://…")
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        url = "sqlite:///" + str(base_dir / url.removeprefix("sqlite:///"))
-
-    t = r.section("tariffs")
-    tiers = []
-    for where, tier in r.tables(t, "tariffs", "tiers", one="tier", keys="from, to, price"):
-        tiers.append(
-            Tier(
-                min_qty=r.get(tier, where, "from", int, 1, required=True),
-                max_qty=r.get(tier, where, "to", int, None),
-                price=r.money(tier, where, "price"),
-            )
-        )
-    tariffs = Tariffs(
-        registration_fee=r.money(t, "tariffs", "registration_fee"), tiers=tuple(tiers)
-    )
-    r.problems.extend(validate_tariffs(tariffs))
-
-    vat = r.section("vat")
-    vat_mode = r.get(vat, "vat", "mode", str, "22", choices=VAT_MODES)
-    inv = r.section("invoices", required=False)
-    due_days = r.get(inv, "invoices", "due_days", int, 5)
-    remind_after = r.get(inv, "invoices", "remind_after_days", int, 3)
-    expire_after = r.get(inv, "invoices", "expire_after_days", int, 10)
-    if not 0 < remind_after < expire_after:
+    smtp = _smtp(r, base_dir, env, service.email) if outbox == "smtp" else None
+    url = _database_url(r, base_dir, env)
+    tariffs = _tariffs(r)
+    vat_mode = r.get(r.section("vat"), "vat", Key("mode", default="22", choices=VAT_MODES))
+    inv = r.table(r.section("invoices", required=False), "invoices", INVOICE_KEYS)
+    if not 0 < inv["remind_after_days"] < inv["expire_after_days"]:
         r.problems.append(
             "invoices.remind_after_days: must be positive and below expire_after_days"
         )
-
     b = r.section("barcodes")
-    prefixes = []
-    for where, p in r.tables(b, "barcodes", "prefixes", one="[[barcodes.prefixes]]", keys="prefix"):
-        prefix = r.get(p, where, "prefix", str, "", required=True, pattern=r"46\d{5,8}")
-        room = 10 ** (12 - len(prefix)) if prefix else 0
-        capacity = r.get(p, where, "capacity", int, room)
-        if prefix and not 0 < capacity <= room:
-            r.problems.append(
-                f"{where}.capacity: must be 1..{room} for a {len(prefix)}-digit prefix"
-            )
-        prefixes.append(Prefix(prefix=prefix, capacity=capacity))
-    if len({p.prefix for p in prefixes}) != len(prefixes):
-        r.problems.append("barcodes.prefixes: a prefix is listed twice")
-    low = r.get(b, "barcodes", "low_threshold", int, 100)
-
-    lim = r.section("limits", required=False)
-    d = Limits()
-    limits = Limits(
-        max_message_bytes=r.get(lim, "limits", "max_message_bytes", int, d.max_message_bytes),
-        max_attachment_bytes=r.get(
-            lim, "limits", "max_attachment_bytes", int, d.max_attachment_bytes
-        ),
-        max_product_rows=r.get(lim, "limits", "max_product_rows", int, d.max_product_rows),
-        max_outgoing_bytes=r.get(lim, "limits", "max_outgoing_bytes", int, d.max_outgoing_bytes),
-        replies_per_sender_per_hour=r.get(
-            lim, "limits", "replies_per_sender_per_hour", int, d.replies_per_sender_per_hour
-        ),
-        max_attempts=r.get(lim, "limits", "max_attempts", int, d.max_attempts),
-        parse_seconds=r.get(lim, "limits", "parse_seconds", float, d.parse_seconds),
-        parse_memory_mb=r.get(lim, "limits", "parse_memory_mb", int, d.parse_memory_mb),
-    )
+    prefixes = _prefixes(r, b)
+    low = r.get(b, "barcodes", Key("low_threshold", int, 100))
+    limits = Limits(**r.table(r.section("limits", required=False), "limits", LIMIT_KEYS))
     pay = r.section("payments", required=False)
-    accountants = r.get(pay, "payments", "accountants", list, [])
-    authserv_id = r.get(pay, "payments", "authserv_id", str, "")
-    admin = r.section("admin", required=False)
-    admin_email = r.get(admin, "admin", "email", str, "")
-    metrics_port = r.get(r.section("metrics", required=False), "metrics", "port", int, 0)
+    accountants = r.get(pay, "payments", Key("accountants", list, []))
+    authserv_id = r.get(pay, "payments", Key("authserv_id"))
+    admin_email = r.get(r.section("admin", required=False), "admin", Key("email"))
+    metrics_port = r.get(r.section("metrics", required=False), "metrics", Key("port", int, 0))
     if not 0 <= metrics_port <= 65535:
         r.problems.append(f"metrics.port: must be 0..65535, got {metrics_port}")
-
     if r.problems:
         raise ConfigError(r.problems)
     return Settings(
@@ -383,10 +331,10 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
         archive_dir=archive_dir,
         tariffs=tariffs,
         vat_mode=VatMode(vat_mode),
-        invoice_due_days=due_days,
-        invoice_remind_after_days=remind_after,
-        invoice_expire_after_days=expire_after,
-        prefixes=tuple(prefixes),
+        invoice_due_days=inv["due_days"],
+        invoice_remind_after_days=inv["remind_after_days"],
+        invoice_expire_after_days=inv["expire_after_days"],
+        prefixes=prefixes,
         pool_low_threshold=low,
         limits=limits,
         accountants=tuple(str(a).lower() for a in accountants),
@@ -394,3 +342,69 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
         admin_email=admin_email,
         metrics_port=metrics_port,
     )
+
+
+def _imap(r: _Reader, base_dir: Path, env: Mapping[str, str]) -> ImapConfig:
+    values = r.table(r.section("imap"), "imap", IMAP_KEYS)
+    ca = values.pop("ca_file")
+    password = Secret(env.get("MAILBOT_IMAP_PASSWORD", ""))
+    return ImapConfig(**values, password=password, ca_file=base_dir / ca if ca else None)
+
+
+def _smtp(r: _Reader, base_dir: Path, env: Mapping[str, str], service_email: str) -> SmtpConfig:
+    sec = r.section("smtp")
+    values = r.table(sec, "smtp", SMTP_KEYS)
+    ca = values.pop("ca_file")
+    return SmtpConfig(
+        **values,
+        password=Secret(env.get("MAILBOT_SMTP_PASSWORD", "")),
+        from_address=r.get(sec, "smtp", Key("from_address", default=service_email)),
+        ca_file=base_dir / ca if ca else None,
+    )
+
+
+def _database_url(r: _Reader, base_dir: Path, env: Mapping[str, str]) -> str:
+    """$MAILBOT_DATABASE_URL or database.url; a relative SQLite path is under base_dir."""
+    db = r.section("database", required=False)
+    url: str = env.get("MAILBOT_DATABASE_URL") or r.get(
+        db, "database", Key("url", default="sqlite:///var/mailbot.db")
+    )
+    if not url.startswith(("sqlite:", "postgresql")):
+        r.problems.append("database.url: must be sqlite:///… or postgresql+psycopg://…")
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        url = "sqlite:///" + str(base_dir / url.removeprefix("sqlite:///"))
+    return url
+
+
+def _tariffs(r: _Reader) -> Tariffs:
+    t = r.section("tariffs")
+    tiers = [
+        Tier(
+            min_qty=r.get(tier, where, Key("from", int, 1, required=True)),
+            max_qty=r.get(tier, where, Key("to", int, None)),
+            price=r.money(tier, where, "price"),
+        )
+        for where, tier in r.tables(t, "tariffs", "tiers", one="tier", keys="from, to, price")
+    ]
+    tariffs = Tariffs(
+        registration_fee=r.money(t, "tariffs", "registration_fee"), tiers=tuple(tiers)
+    )
+    r.problems.extend(validate_tariffs(tariffs))
+    return tariffs
+
+
+def _prefixes(r: _Reader, b: Mapping[str, Any]) -> tuple[Prefix, ...]:
+    """[[barcodes.prefixes]]: each GS1 prefix and how many codes it may give out."""
+    prefixes = []
+    for where, p in r.tables(b, "barcodes", "prefixes", one="[[barcodes.prefixes]]", keys="prefix"):
+        prefix = r.get(p, where, Key("prefix", required=True, pattern=r"46\d{5,8}"))
+        room = 10 ** (12 - len(prefix)) if prefix else 0
+        capacity = r.get(p, where, Key("capacity", int, room))
+        if prefix and not 0 < capacity <= room:
+            r.problems.append(
+                f"{where}.capacity: must be 1..{room} for a {len(prefix)}-digit prefix"
+            )
+        prefixes.append(Prefix(prefix=prefix, capacity=capacity))
+    if len({p.prefix for p in prefixes}) != len(prefixes):
+        r.problems.append("barcodes.prefixes: a prefix is listed twice")
+    return tuple(prefixes)

@@ -89,15 +89,9 @@ def enqueue(
         mail, message_id=message_id, from_addr=sender.address, from_name=sender.name, date=now
     )
     status = OutboxStatus.pending
-    if rate_limit is not None and any(
-        replies_since(session, rcpt, now - timedelta(hours=1)) >= rate_limit for rcpt in mail.to
-    ):
+    if rate_limit is not None and _over_limit(session, mail, now, rate_limit):
         status = OutboxStatus.suppressed
-    sealed = None
-    if secret is not None:
-        if vault is None or SECRET_MASK.encode() not in body:
-            raise ValueError("a secret needs a vault and the mask in the text")
-        sealed = vault.seal(secret)
+    sealed = None if secret is None else _seal(body, secret, vault)
     row = OutboxMessage(
         dedupe_key=dedupe_key,
         message_id=message_id,
@@ -117,15 +111,8 @@ def enqueue(
     session.flush()
     if row.id is None:
         raise InvariantError("flushed")
-    # The loop guard's index: one row per recipient of each mail that counts (alerts to the
-    # staff and suppressed mails do not), so counting never reads an outbox row (their
-    # bodies run to megabytes).
-    addresses = dict.fromkeys(a.lower() for a in mail.to)
-    if addresses and status != OutboxStatus.suppressed and kind != "alert":
-        session.execute(
-            insert(OutboxRecipient),
-            [{"outbox_id": row.id, "address": a, "created_at": now} for a in addresses],
-        )
+    if status != OutboxStatus.suppressed and kind != "alert":
+        _count_recipients(session, row.id, mail, now)
     record_event(
         session,
         entity="outbox",
@@ -137,6 +124,33 @@ def enqueue(
         data={"kind": kind, "to": list(mail.to)},
     )
     return row
+
+
+def _over_limit(session: Session, mail: Mail, now: datetime, rate_limit: int) -> bool:
+    """A recipient already got `rate_limit` replies within the hour (loop guard)."""
+    since = now - timedelta(hours=1)
+    return any(replies_since(session, rcpt, since) >= rate_limit for rcpt in mail.to)
+
+
+def _seal(body: bytes, secret: str, vault: Vault | None) -> str:
+    """The secret sealed for the row; the composed body must carry its mask."""
+    if vault is None or SECRET_MASK.encode() not in body:
+        raise ValueError("a secret needs a vault and the mask in the text")
+    return vault.seal(secret)
+
+
+def _count_recipients(session: Session, outbox_id: int, mail: Mail, now: datetime) -> None:
+    """The loop guard's index: one row per recipient of each mail that counts.
+
+    Alerts to the staff and suppressed mails do not count; counting never reads an outbox
+    row (their bodies run to megabytes).
+    """
+    addresses = dict.fromkeys(a.lower() for a in mail.to)
+    if addresses:
+        session.execute(
+            insert(OutboxRecipient),
+            [{"outbox_id": outbox_id, "address": a, "created_at": now} for a in addresses],
+        )
 
 
 def backoff(attempts: int) -> timedelta:

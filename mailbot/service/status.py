@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from rich.console import Console
@@ -30,6 +31,7 @@ def _counts(session: Session, column: object, model: type) -> dict[str, int]:
 
 
 def render_status(session: Session, rt: Runtime, out: Console) -> None:
+    """Counts by state, what is stuck and why, the barcode pools, then the daemons' health."""
     now = rt.clock()
     table = Table("what", "counts")
     for title, column, model in (
@@ -42,78 +44,106 @@ def render_status(session: Session, rt: Runtime, out: Console) -> None:
         table.add_row(title, ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "—")
     out.print(table)
     stuck = Table("stuck", "id", "since", "why")
+    for row in stuck_rows(session, now):
+        stuck.add_row(*row)
+    out.print(stuck if stuck.row_count else "nothing is stuck")
+    for p in pool_states(session):
+        low = " [bold red]LOW[/]" if p.active and p.free < rt.settings.pool_low_threshold else ""
+        fill = 100 * p.used / (p.used + p.free) if p.used + p.free else 0.0
+        out.print(f"pool {p.prefix}: {p.used} used, {p.free} free ({fill:.1f}% full){low}")
+    render_health(session, now, out)
+
+
+Row = tuple[str, str, str, str]  # what, id, since, why
+
+
+def stuck_rows(session: Session, now: datetime) -> Iterator[Row]:
+    """Everything that waits on a person or on a daemon, one kind after the other."""
+    yield from _inbound_failed(session)
+    yield from _inbound_waiting(session, now)
+    yield from _mail_failed(session)
+    yield from _mail_retrying(session)
+    yield from _paid_waiting(session)
+    yield from _invoices_overdue(session, now)
+
+
+def _inbound_failed(session: Session) -> Iterator[Row]:
     for m in session.exec(
         select(InboundMessage).where(
             col(InboundMessage.status).in_([InboundStatus.failed, InboundStatus.quarantined])
         )
     ):
         why = m.last_error.strip().splitlines()[-1] if m.last_error else m.status
-        stuck.add_row(
+        yield (
             f"inbound {m.status}",
             m.correlation_id,
             f"{m.received_at:%Y-%m-%d %H:%M}",
             f"{why[:90]} (retry: mailbot messages retry {m.correlation_id})",
         )
+
+
+def _inbound_waiting(session: Session, now: datetime) -> Iterator[Row]:
     for m in session.exec(
         select(InboundMessage).where(
             InboundMessage.status == InboundStatus.archived,
             InboundMessage.received_at < now - STALE,
         )
     ):
-        stuck.add_row(
+        yield (
             "inbound waiting",
             m.correlation_id,
             f"{m.received_at:%Y-%m-%d %H:%M}",
             "archived but not processed: is the daemon running?",
         )
+
+
+def _mail_failed(session: Session) -> Iterator[Row]:
     for o in session.exec(
         select(OutboxMessage).where(
             col(OutboxMessage.status).in_([OutboxStatus.failed, OutboxStatus.bounced])
         )
     ):
-        stuck.add_row(
+        yield (
             f"mail {o.status}",
             str(o.id),
             f"{o.created_at:%Y-%m-%d %H:%M}",
             f"{o.kind} → {', '.join(o.recipients)}: {o.last_error[:80]}",
         )
+
+
+def _mail_retrying(session: Session) -> Iterator[Row]:
     for o in session.exec(
         select(OutboxMessage).where(
             OutboxMessage.status == OutboxStatus.pending, OutboxMessage.attempts > 0
         )
     ):
-        stuck.add_row(
+        yield (
             "mail retrying",
             str(o.id),
             f"{o.created_at:%Y-%m-%d %H:%M}",
             f"attempt {o.attempts}: {o.last_error[:80]}",
         )
+
+
+def _paid_waiting(session: Session) -> Iterator[Row]:
     for a in session.exec(
         select(Application).where(
             Application.state == ApplicationState.paid, Application.waiting_reason != ""
         )
     ):
-        stuck.add_row(
-            "application paid", a.number, f"{a.updated_at:%Y-%m-%d %H:%M}", a.waiting_reason
-        )
+        yield "application paid", a.number, f"{a.updated_at:%Y-%m-%d %H:%M}", a.waiting_reason
+
+
+def _invoices_overdue(session: Session, now: datetime) -> Iterator[Row]:
     for inv in session.exec(
         select(Invoice).where(Invoice.status == "issued", Invoice.due_on < now.date())
     ):
-        stuck.add_row(
+        yield (
             "invoice overdue",
             inv.number,
             inv.issued_on.isoformat(),
             f"due {inv.due_on.isoformat()}, {inv.total} RUB unpaid",
         )
-    if stuck.row_count:
-        out.print(stuck)
-    else:
-        out.print("nothing is stuck")
-    for p in pool_states(session):
-        low = " [bold red]LOW[/]" if p.active and p.free < rt.settings.pool_low_threshold else ""
-        fill = 100 * p.used / (p.used + p.free) if p.used + p.free else 0.0
-        out.print(f"pool {p.prefix}: {p.used} used, {p.free} free ({fill:.1f}% full){low}")
-    render_health(session, now, out)
 
 
 def render_health(session: Session, now: datetime, out: Console) -> None:
