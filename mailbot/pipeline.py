@@ -280,7 +280,7 @@ def _dispatch(
     session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage, raw: bytes
 ) -> str:
     if inbound.kind == "oversized":
-        return correspondence.oversized(session, rt, inbound, msg)
+        return correspondence.oversized(Context(session, rt, inbound, msg, raw, None, None))
     if msg.message_id:
         twin = session.exec(
             select(InboundMessage).where(
@@ -317,17 +317,17 @@ def _thread_reply(c: Context) -> str:
     app = c.require_app()
     has_files = any(a for a in filing.pick(c.msg)[:2])
     if app.state == S.needs_fix and has_files:
-        return applications.correction(c.session, c.rt, app, c.inbound, c.msg)
+        return applications.correction(c)
     if has_files and app.state in (S.issued, S.cancelled, S.expired):
         return _application(c)
-    return correspondence.status_reply(c.session, c.rt, c.inbound, c.msg, c.client)
+    return correspondence.status_reply(c)
 
 
 def _application(c: Context) -> str:
     """A product list alone from a registered address is an order; the rest, applications."""
     if c.client is not None and orders.is_order(c.msg, c.client):
-        return orders.new_order(c.session, c.rt, c.inbound, c.msg, c.client)
-    return applications.new_application(c.session, c.rt, c.inbound, c.msg)
+        return orders.new_order(c)
+    return applications.new_application(c)
 
 
 def _contact_change(c: Context) -> str:
@@ -337,28 +337,8 @@ def _contact_change(c: Context) -> str:
     return outcome or support.open_ticket(c.session, c.rt, c.inbound, c.msg, client)
 
 
-def _bounce(c: Context) -> str:
-    return correspondence.bounce(c.session, c.rt, c.inbound, c.raw)
-
-
-def _statement(c: Context) -> str:
-    return statements.statement(c.session, c.rt, c.inbound, c.msg)
-
-
-def _statement_unverified(c: Context) -> str:
-    return statements.unverified(c.session, c.rt, c.inbound, c.msg)
-
-
 def _ticket_reply(c: Context) -> str:
     return support.ticket_reply(c.session, c.rt, c.inbound, c.msg)
-
-
-def _unsubscribe(c: Context) -> str:
-    return subscriptions.unsubscribe(c.session, c.rt, c.inbound, c.msg, c.client)
-
-
-def _status_request(c: Context) -> str:
-    return correspondence.status_reply(c.session, c.rt, c.inbound, c.msg, c.client)
 
 
 def _client_mail(c: Context) -> str:
@@ -366,21 +346,19 @@ def _client_mail(c: Context) -> str:
 
 
 def _unknown_sender(c: Context) -> str:
-    return correspondence.instructions(
-        c.session, c.rt, c.inbound, c.msg, blank_form_attachments(c.rt.product_types)
-    )
+    return correspondence.instructions(c, blank_form_attachments(c.rt.product_types))
 
 
 _HANDLERS: dict[MessageKind, Handler] = {
-    MessageKind.bounce: _bounce,
-    MessageKind.statement: _statement,
-    MessageKind.statement_unverified: _statement_unverified,
+    MessageKind.bounce: correspondence.bounce,
+    MessageKind.statement: statements.statement,
+    MessageKind.statement_unverified: statements.unverified,
     MessageKind.thread_reply: _thread_reply,
     MessageKind.application: _application,
     MessageKind.ticket_reply: _ticket_reply,
     MessageKind.contact_change: _contact_change,
-    MessageKind.unsubscribe: _unsubscribe,
-    MessageKind.status_request: _status_request,
+    MessageKind.unsubscribe: subscriptions.unsubscribe,
+    MessageKind.status_request: correspondence.status_reply,
     MessageKind.client_mail: _client_mail,
     MessageKind.unknown_sender: _unknown_sender,
 }

@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+from datetime import datetime
 from typing import Any
-
-from sqlmodel import Session
 
 from mailbot.billing.invoices import create_invoice, invoice_doc, opening_event
 from mailbot.documents.invoice_pdf import render_invoice_pdf
 from mailbot.forms import blank_form_attachments
 from mailbot.guard import Budget, guarded
+from mailbot.handlers.context import Context
 from mailbot.handlers.filing import (
     FORM_LABEL,
     PRODUCTS_LABEL,
@@ -24,9 +24,8 @@ from mailbot.handlers.filing import (
     wrong_format,
 )
 from mailbot.handlers.orders import evaluate_order
-from mailbot.handlers.replies import reply_in_thread, reply_to
+from mailbot.handlers.replies import Answer, reply_in_thread, reply_to
 from mailbot.invariant import InvariantError
-from mailbot.mail.message import ParsedMessage
 from mailbot.mail.problem_text import count_phrase, render_problems
 from mailbot.mail.render import FileAttachment, render_body
 from mailbot.parsers.application_docx import ApplicationForm, parse_application
@@ -36,17 +35,15 @@ from mailbot.parsers.problems import Document, Location, ParseResult, Problem
 from mailbot.parsers.products_xlsx import ProductRow as ParsedRow
 from mailbot.parsers.products_xlsx import parse_products
 from mailbot.parsers.schema import ProductType
-from mailbot.runtime import Runtime
-from mailbot.storage.models import Application, InboundMessage
+from mailbot.storage.models import Application
 from mailbot.storage.queries import client_by_requisites, next_number
 from mailbot.workflow import must, transition
 
 
-def new_application(
-    session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage
-) -> str:
+def new_application(c: Context) -> str:
     """Open an application numbered EAN-YYYY-NNNNNN and evaluate its files."""
-    now = rt.clock()
+    session, inbound, msg = c.session, c.inbound, c.msg
+    now = c.rt.clock()
     seq = next_number(session, "application", now.year)
     form, products, _ = pick(msg)
     app = Application(
@@ -64,19 +61,18 @@ def new_application(
     if app.id is None:
         raise InvariantError("app.id is missing")
     inbound.application_id = app.id
-    return evaluate(session, rt, app, inbound, msg)
+    return evaluate(c, app)
 
 
-def correction(
-    session: Session, rt: Runtime, app: Application, inbound: InboundMessage, msg: ParsedMessage
-) -> str:
+def correction(c: Context) -> str:
     """Corrected files in the thread of an application or order that needs fixing.
 
     The files the message carries replace the earlier ones, and the whole thread is checked
     again. An order whose requisites come from the database (no form of its own) takes only
     a product list by mail: whatever the correction carries counts as its product list.
     """
-    form, products, _ = pick(msg)
+    app, inbound = c.require_app(), c.inbound
+    form, products, _ = pick(c.msg)
     by_db = app.kind == "order" and app.form_inbound_id is None
     if form and not by_db:
         app.form_inbound_id = inbound.id
@@ -84,16 +80,14 @@ def correction(
         app.products_inbound_id = inbound.id
     must(
         transition(
-            session,
+            c.session,
             app,
             "correction_received",
-            now=rt.clock(),
+            now=c.rt.clock(),
             correlation_id=inbound.correlation_id,
         )
     )
-    if by_db:
-        return evaluate_order(session, rt, app, inbound, msg)
-    return evaluate(session, rt, app, inbound, msg)
+    return evaluate_order(c, app) if by_db else evaluate(c, app)
 
 
 Parsed = tuple[ParseResult[ApplicationForm] | None, ParseResult[list[ParsedRow]] | None]
@@ -114,15 +108,11 @@ def parse_pair(
 
 
 def read_files(
-    session: Session,
-    rt: Runtime,
-    app: Application,
-    msg: ParsedMessage,
-    *,
-    inbound_id: int | None = None,
+    c: Context, app: Application
 ) -> tuple[ApplicationForm | None, list[ParsedRow], list[Problem]]:
     """Parse the latest application and product list of this application thread."""
-    current = (inbound_id, msg)
+    rt, session, msg = c.rt, c.session, c.msg
+    current = (c.inbound.id, msg)
     form_att = attached_file(rt, session, app.form_inbound_id, "form", current=current)
     prod_att = attached_file(rt, session, app.products_inbound_id, "products", current=current)
     lim, limits, types = rt.settings.limits, rt.parse_limits, rt.product_types
@@ -166,57 +156,63 @@ def _form_dict(form: ApplicationForm) -> dict[str, Any]:
     return out
 
 
-def evaluate(
-    session: Session, rt: Runtime, app: Application, inbound: InboundMessage, msg: ParsedMessage
-) -> str:
+def evaluate(c: Context, app: Application) -> str:
     """Validate the application's files: problems reply (needs_fix) or invoice (invoiced)."""
     if app.id is None:
         raise InvariantError("app.id is missing")
-    now = rt.clock()
-    form, rows, problems = read_files(session, rt, app, msg, inbound_id=inbound.id)
-    cid = inbound.correlation_id
+    now = c.rt.clock()
+    form, rows, problems = read_files(c, app)
     if problems or form is None:
-        app.problems = [problem_dict(p) for p in problems]
-        must(
-            transition(
-                session,
-                app,
-                "form_invalid",
-                now=now,
-                correlation_id=cid,
-                data={"problems": len(problems)},
-            )
-        )
-        text_ctx = {
-            "app": app,
-            "problems_text": render_problems(problems, rt.env),
-            "count": count_phrase(len(problems)),
-            "service": rt.settings.service,
-        }
-        body = render_body(rt.env, "problems", text_ctx)
-        _reply(
-            session,
-            rt,
-            app,
-            inbound,
-            msg,
-            kind="problems",
-            body=body,
-            attachments=blank_form_attachments(rt.product_types),
-        )
-        return "needs_fix"
+        return _ask_for_fixes(c, app, problems, now)
     app.form, app.problems = _form_dict(form), []
-    store_rows(session, app.id, rows)
+    store_rows(c.session, app.id, rows)
+    cid = c.inbound.correlation_id
     must(
         transition(
-            session, app, "form_valid", now=now, correlation_id=cid, data={"rows": len(rows)}
+            c.session, app, "form_valid", now=now, correlation_id=cid, data={"rows": len(rows)}
         )
     )
-    client = client_by_requisites(session, form.inn or "", form.kpp or "")
+    client = client_by_requisites(c.session, form.inn or "", form.kpp or "")
     if client is not None and client.login:
         app.kind, app.client_id = "order", client.id
+    return _send_invoice(c, app, (form, rows), now)
+
+
+def _ask_for_fixes(c: Context, app: Application, problems: list[Problem], now: datetime) -> str:
+    """Keep the problems, move to needs_fix, send them with blank forms."""
+    rt = c.rt
+    app.problems = [problem_dict(p) for p in problems]
+    must(
+        transition(
+            c.session,
+            app,
+            "form_invalid",
+            now=now,
+            correlation_id=c.inbound.correlation_id,
+            data={"problems": len(problems)},
+        )
+    )
+    text_ctx = {
+        "app": app,
+        "problems_text": render_problems(problems, rt.env),
+        "count": count_phrase(len(problems)),
+        "service": rt.settings.service,
+    }
+    body = render_body(rt.env, "problems", text_ctx)
+    attachments = blank_form_attachments(rt.product_types)
+    answer = Answer((reply_to(c.msg),), "", body, "problems", attachments=attachments)
+    reply_in_thread(c, app, answer)
+    return "needs_fix"
+
+
+def _send_invoice(
+    c: Context, app: Application, valid: tuple[ApplicationForm, list[ParsedRow]], now: datetime
+) -> str:
+    """Invoice the valid application and mail it (also to the form's own e-mail)."""
+    rt, cid = c.rt, c.inbound.correlation_id
+    form, rows = valid
     invoice = create_invoice(
-        session,
+        c.session,
         app,
         count=len(rows),
         new_client=app.kind != "order",
@@ -226,7 +222,7 @@ def evaluate(
     )
     must(
         transition(
-            session,
+            c.session,
             app,
             opening_event(invoice),
             now=now,
@@ -246,34 +242,7 @@ def evaluate(
     }
     body = render_body(rt.env, "invoice", ctx)
     attachment = FileAttachment(f"Счёт {invoice.number}.pdf", "application/pdf", pdf)
-    extra = [form.email] if form.email else []
-    _reply(
-        session,
-        rt,
-        app,
-        inbound,
-        msg,
-        kind="invoice",
-        body=body,
-        attachments=(attachment,),
-        also=extra,
-    )
+    to = [reply_to(c.msg)]
+    to += [a for a in ([form.email] if form.email else []) if a and a.lower() not in to]
+    reply_in_thread(c, app, Answer(tuple(to), "", body, "invoice", attachments=(attachment,)))
     return "invoiced"
-
-
-def _reply(
-    session: Session,
-    rt: Runtime,
-    app: Application,
-    inbound: InboundMessage,
-    msg: ParsedMessage,
-    *,
-    kind: str,
-    body: str,
-    attachments: tuple[FileAttachment, ...] = (),
-    also: list[str] | None = None,
-) -> None:
-    to = [reply_to(msg)]
-    to += [a for a in (also or []) if a and a.lower() not in to]
-    reply_in_thread(session, rt, app, inbound, msg, to=tuple(to), kind=kind, body=body,
-                    attachments=attachments)  # fmt: skip

@@ -16,7 +16,7 @@ from sqlmodel import Session
 from mailbot.invariant import InvariantError
 from mailbot.mail.classify import own_text
 from mailbot.mail.message import ParsedMessage
-from mailbot.mail.outbox import enqueue
+from mailbot.mail.outbox import Outgoing, enqueue
 from mailbot.mail.render import Mail, render_body, reply_subject
 from mailbot.parsers.fields import check_phone
 from mailbot.parsers.problems import Location
@@ -120,7 +120,7 @@ def request_change(
         correlation_id=inbound.correlation_id,
         data={"fields": sorted(asked.changes), "invalid": sorted(asked.invalid)},
     )
-    notify(session, rt, request, client, "received", invalid=asked.invalid, inbound=inbound)
+    notify(session, rt, request, client, Received(inbound, asked.invalid))
     return f"contact change request {request.id}" if asked.changes else "contact change: invalid"
 
 
@@ -129,17 +129,29 @@ def _registered(client: Client, request: ContactChangeRequest) -> list[str]:
     return list(dict.fromkeys(a.lower() for a in (old_email, request.sender) if a))
 
 
+@dataclass(frozen=True)
+class Received:
+    """The mail that asked for a change, and the fields in it we could not accept."""
+
+    inbound: InboundMessage
+    invalid: dict[str, str]
+
+
 def notify(
     session: Session,
     rt: Runtime,
     request: ContactChangeRequest,
     client: Client,
-    stage: str,
-    *,
-    invalid: dict[str, str] | None = None,
-    inbound: InboundMessage | None = None,
+    received: Received | None = None,
 ) -> None:
-    """Tell the registered addresses (and a new e-mail address) about `stage`."""
+    """Tell the registered addresses (and a new e-mail address) about the request.
+
+    With `received`, that it was received (stage "received"); else its decision
+    (`request.status`, approved or rejected).
+    """
+    stage = "received" if received is not None else request.status
+    inbound = received.inbound if received is not None else None
+    invalid = received.invalid if received is not None else None
     ctx = {
         "request": request,
         "client": client,
@@ -164,13 +176,15 @@ def notify(
         enqueue(
             session,
             mail,
-            dedupe_key=f"contact:{request.id}:{stage}:{audience}",
-            kind=f"contact_{stage}",
+            Outgoing(
+                dedupe_key=f"contact:{request.id}:{stage}:{audience}",
+                kind=f"contact_{stage}",
+                inbound_id=inbound.id if inbound else None,
+                correlation_id=inbound.correlation_id if inbound else f"r{request.id}",
+                rate_limit=rt.settings.limits.replies_per_sender_per_hour if inbound else None,
+            ),
             sender=rt.sender,
             now=rt.clock(),
-            inbound_id=inbound.id if inbound else None,
-            correlation_id=inbound.correlation_id if inbound else f"r{request.id}",
-            rate_limit=rt.settings.limits.replies_per_sender_per_hour if inbound else None,
         )
 
 
@@ -208,5 +222,5 @@ def decide(
         to_state=request.status,
         data={"changes": request.changes, "previous": request.previous, "reason": reason},
     )
-    notify(session, rt, request, client, request.status)
+    notify(session, rt, request, client)
     return None

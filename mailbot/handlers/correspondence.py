@@ -8,16 +8,14 @@ from datetime import timedelta
 import structlog
 from sqlmodel import Session, col, select
 
-from mailbot.handlers.replies import reply, reply_to
+from mailbot.handlers.context import Context
+from mailbot.handlers.replies import Answer, reply, reply_to
 from mailbot.invariant import InvariantError
-from mailbot.mail.message import ParsedMessage
 from mailbot.mail.render import FileAttachment, render_body, reply_subject
-from mailbot.runtime import Runtime
 from mailbot.storage.models import (
     Application,
     Barcode,
     Client,
-    InboundMessage,
     Invoice,
     OutboxMessage,
     OutboxStatus,
@@ -38,9 +36,10 @@ STATE_TEXT = {
 MESSAGE_ID_RE = re.compile(rb"<[^<>\s]+\.mailbot@[^<>\s]+>")
 
 
-def bounce(session: Session, rt: Runtime, inbound: InboundMessage, raw: bytes) -> str:
+def bounce(c: Context) -> str:
     """A DSN about our mail marks that mail bounced; never answered."""
-    hits = {m.decode("ascii", "replace") for m in MESSAGE_ID_RE.findall(raw)}
+    session, rt, inbound = c.session, c.rt, c.inbound
+    hits = {m.decode("ascii", "replace") for m in MESSAGE_ID_RE.findall(c.raw)}
     rows = session.exec(select(OutboxMessage).where(col(OutboxMessage.message_id).in_(hits)))
     marked = 0
     for row in rows:
@@ -72,14 +71,9 @@ def _apps_for(session: Session, client: Client | None, sender: str) -> list[Appl
     return list(session.exec(query))
 
 
-def status_reply(
-    session: Session,
-    rt: Runtime,
-    inbound: InboundMessage,
-    msg: ParsedMessage,
-    client: Client | None,
-) -> str:
+def status_reply(c: Context) -> str:
     """List the sender's applications; answered only to a registered or applying address."""
+    session, rt, msg, client = c.session, c.rt, c.msg, c.client
     sender = msg.from_addr
     items = []
     for app in _apps_for(session, client, sender):
@@ -101,26 +95,20 @@ def status_reply(
             }
         )
     reply(
-        session,
-        rt,
-        inbound,
-        msg,
-        to=sender,
-        subject=reply_subject(msg.subject or "Статус заявок", msg.application_tag or ""),
-        text=render_body(rt.env, "status", {"apps": items, "service": rt.settings.service}),
-        kind="status",
+        c,
+        Answer(
+            to=sender,
+            subject=reply_subject(msg.subject or "Статус заявок", msg.application_tag or ""),
+            text=render_body(rt.env, "status", {"apps": items, "service": rt.settings.service}),
+            kind="status",
+        ),
     )
     return f"status of {len(items)}"
 
 
-def instructions(
-    session: Session,
-    rt: Runtime,
-    inbound: InboundMessage,
-    msg: ParsedMessage,
-    forms: tuple[FileAttachment, ...],
-) -> str:
+def instructions(c: Context, forms: tuple[FileAttachment, ...]) -> str:
     """One reply with instructions and blank forms, at most once per sender per day."""
+    session, rt, msg = c.session, c.rt, c.msg
     now = rt.clock()
     sender = reply_to(msg)
     recent = session.exec(
@@ -132,22 +120,21 @@ def instructions(
     if any(sender in r for r in recent):
         return "instructions already sent today"
     reply(
-        session,
-        rt,
-        inbound,
-        msg,
-        to=sender,
-        subject=reply_subject(msg.subject or "Регистрация штрихкодов", ""),
-        text=render_body(rt.env, "instructions", {"service": rt.settings.service}),
-        kind="instructions",
-        attachments=forms,
-        now=now,
+        c,
+        Answer(
+            to=sender,
+            subject=reply_subject(msg.subject or "Регистрация штрихкодов", ""),
+            text=render_body(rt.env, "instructions", {"service": rt.settings.service}),
+            kind="instructions",
+            attachments=forms,
+        ),
     )
     return "instructions"
 
 
-def oversized(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage) -> str:
+def oversized(c: Context) -> str:
     """Refuse a message over the size limit politely; its body was never read."""
+    rt, inbound, msg = c.rt, c.inbound, c.msg
     mb = 1_000_000
     body = render_body(
         rt.env,
@@ -159,14 +146,6 @@ def oversized(session: Session, rt: Runtime, inbound: InboundMessage, msg: Parse
             "service": rt.settings.service,
         },
     )
-    reply(
-        session,
-        rt,
-        inbound,
-        msg,
-        to=reply_to(msg),
-        subject=reply_subject(msg.subject, msg.application_tag or ""),
-        text=body,
-        kind="oversized",
-    )
+    subject = reply_subject(msg.subject, msg.application_tag or "")
+    reply(c, Answer(to=reply_to(msg), subject=subject, text=body, kind="oversized"))
     return "refused: too large"

@@ -7,6 +7,7 @@ first (`create_invoice`), and products that already have codes are flagged, not 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from typing import Any
@@ -16,6 +17,7 @@ from sqlmodel import Session, col, select
 from mailbot.billing.invoices import create_invoice, invoice_doc, opening_event
 from mailbot.documents.invoice_pdf import render_invoice_pdf
 from mailbot.guard import Budget, guarded
+from mailbot.handlers.context import Context
 from mailbot.handlers.filing import (
     PRODUCTS_LABEL,
     attached_file,
@@ -25,7 +27,7 @@ from mailbot.handlers.filing import (
     store_rows,
     wrong_format,
 )
-from mailbot.handlers.replies import reply_in_thread
+from mailbot.handlers.replies import Answer, reply_in_thread
 from mailbot.invariant import InvariantError
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.problem_text import count_phrase, render_problems
@@ -33,8 +35,7 @@ from mailbot.mail.render import FileAttachment, render_body
 from mailbot.parsers.problems import Document, Location, Problem
 from mailbot.parsers.products_xlsx import ProductRow as ParsedRow
 from mailbot.parsers.products_xlsx import parse_products
-from mailbot.runtime import Runtime
-from mailbot.storage.models import Application, Barcode, Client, InboundMessage, ProductRow
+from mailbot.storage.models import Application, Barcode, Client, ProductRow
 from mailbot.storage.queries import next_number
 from mailbot.workflow import must, transition
 
@@ -92,11 +93,10 @@ def already_coded(session: Session, client_id: int, rows: list[ParsedRow]) -> di
     }
 
 
-def new_order(
-    session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage, client: Client
-) -> str:
+def new_order(c: Context) -> str:
     """Open an order (kind "order") for the client and evaluate its product list."""
-    now = rt.clock()
+    session, inbound, msg, client = c.session, c.inbound, c.msg, c.require_client()
+    now = c.rt.clock()
     seq = next_number(session, "application", now.year)
     app = Application(
         number=f"EAN-{now.year}-{seq:06d}",
@@ -113,14 +113,13 @@ def new_order(
     session.add(app)
     session.flush()
     inbound.application_id = app.id
-    return evaluate_order(session, rt, app, inbound, msg)
+    return evaluate_order(c, app)
 
 
-def _read_products(
-    session: Session, rt: Runtime, app: Application, msg: ParsedMessage
-) -> tuple[list[ParsedRow], list[Problem]]:
-    problems = wrong_format(msg)
-    att = attached_file(rt, session, app.products_inbound_id, "products")
+def _read_products(c: Context, app: Application) -> tuple[list[ParsedRow], list[Problem]]:
+    rt = c.rt
+    problems = wrong_format(c.msg)
+    att = attached_file(rt, c.session, app.products_inbound_id, "products")
     if att is None:
         return [], [*problems, missing_file(Document.products, PRODUCTS_LABEL)]
     lim, limits, types = rt.settings.limits, rt.parse_limits, rt.product_types
@@ -133,17 +132,16 @@ def _read_products(
     return list(result.value or []), problems + result.problems
 
 
-def evaluate_order(
-    session: Session, rt: Runtime, app: Application, inbound: InboundMessage, msg: ParsedMessage
-) -> str:
+def evaluate_order(c: Context, app: Application) -> str:
     """Problems reply (needs_fix), «all coded already» (cancelled) or invoice."""
+    session, rt, inbound = c.session, c.rt, c.inbound
     if not (app.id is not None and app.client_id is not None):
         raise InvariantError("app.id is not None and app.client_id is not None")
     now, cid = rt.clock(), inbound.correlation_id
     client = session.get(Client, app.client_id)
     if client is None:
         raise InvariantError("client is missing")
-    rows, problems = _read_products(session, rt, app, msg)
+    rows, problems = _read_products(c, app)
     ctx: dict[str, Any] = {"app": app, "client": client, "service": rt.settings.service}
     if problems or not rows:
         app.problems = [problem_dict(p) for p in problems]
@@ -151,9 +149,7 @@ def evaluate_order(
         ctx.update(
             problems_text=render_problems(problems, rt.env), count=count_phrase(len(problems))
         )
-        _reply(
-            session, rt, app, inbound, msg, client, "problems", render_body(rt.env, "problems", ctx)
-        )
+        _reply(c, app, client, Answer((), "", render_body(rt.env, "problems", ctx), "problems"))
         return "needs_fix"
     coded = already_coded(session, client.id or 0, rows)
     fresh = [r for r in rows if r.row not in coded]
@@ -172,7 +168,7 @@ def evaluate_order(
             )
         )
         body = render_body(rt.env, "order", {**ctx, "invoice": None, "rows": []})
-        _reply(session, rt, app, inbound, msg, client, "order_coded", body)
+        _reply(c, app, client, Answer((), "", body, "order_coded"))
         return "cancelled: every product already has a code"
     invoice = create_invoice(
         session,
@@ -192,22 +188,11 @@ def evaluate_order(
     doc = invoice_doc(invoice, app, rt.settings)
     pdf = FileAttachment(f"Счёт {invoice.number}.pdf", "application/pdf", render_invoice_pdf(doc))
     body = render_body(rt.env, "order", {**ctx, "invoice": invoice, "doc": doc, "rows": fresh})
-    _reply(session, rt, app, inbound, msg, client, "invoice", body, (pdf,))
+    _reply(c, app, client, Answer((), "", body, "invoice", attachments=(pdf,)))
     return "paid from balance" if event == "paid_from_balance" else "invoiced"
 
 
-def _reply(
-    session: Session,
-    rt: Runtime,
-    app: Application,
-    inbound: InboundMessage,
-    msg: ParsedMessage,
-    client: Client,
-    kind: str,
-    body: str,
-    attachments: tuple[FileAttachment, ...] = (),
-) -> None:
+def _reply(c: Context, app: Application, client: Client, answer: Answer) -> None:
     """To the registered address it came from and the client's e-mail, in the thread."""
-    to = tuple(dict.fromkeys(a.lower() for a in (msg.from_addr, client.email) if a))
-    reply_in_thread(session, rt, app, inbound, msg, to=to, kind=kind, body=body,
-                    attachments=attachments, untitled="Заказ штрихкодов")  # fmt: skip
+    to = tuple(dict.fromkeys(a.lower() for a in (c.msg.from_addr, client.email) if a))
+    reply_in_thread(c, app, dataclasses.replace(answer, to=to), untitled="Заказ штрихкодов")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
+from dataclasses import dataclass
 
-from sqlmodel import Session
-
+from mailbot.handlers.context import Context
 from mailbot.mail.message import ParsedMessage
-from mailbot.mail.outbox import enqueue
+from mailbot.mail.outbox import Outgoing, enqueue
 from mailbot.mail.render import FileAttachment, Mail, reply_subject
-from mailbot.runtime import Runtime
-from mailbot.storage.models import Application, InboundMessage, OutboxMessage
+from mailbot.storage.models import Application, OutboxMessage
 
 
 def reply_to(msg: ParsedMessage) -> str:
@@ -24,74 +23,55 @@ def reply_to(msg: ParsedMessage) -> str:
     return msg.from_addr
 
 
-def reply(
-    session: Session,
-    rt: Runtime,
-    inbound: InboundMessage,
-    msg: ParsedMessage,
-    *,
-    to: str | tuple[str, ...],
-    subject: str,
-    text: str,
-    kind: str,
-    topic: str = "",
-    attachments: tuple[FileAttachment, ...] = (),
-    now: datetime | None = None,
-    dedupe_key: str = "",
-    application_id: int | None = None,
-) -> OutboxMessage:
-    """Queue our answer to `msg` for `to`; the outbox row (the existing one on a re-run).
+@dataclass(frozen=True)
+class Answer:
+    """What we say back: to whom, in which words, and what makes it once-only.
 
-    Deduplicated on ``inbound:<id>:<topic>`` (`topic` defaults to `kind`) unless the caller
-    names its own `dedupe_key`, so a message processed twice is answered once; the
-    per-sender hourly limit applies (loop guard). `now` defaults to the runtime's clock.
+    Deduplicated on ``inbound:<id>:<topic>`` (`topic` defaults to `kind`) unless
+    `dedupe_key` names its own key, so a message processed twice is answered once.
     """
+
+    to: str | tuple[str, ...]
+    subject: str
+    text: str
+    kind: str
+    topic: str = ""
+    attachments: tuple[FileAttachment, ...] = ()
+    dedupe_key: str = ""
+    application_id: int | None = None
+
+
+def reply(c: Context, answer: Answer) -> OutboxMessage:
+    """Queue `answer` to the message of `c`; the outbox row (the existing one on a re-run).
+
+    The per-sender hourly limit applies (loop guard).
+    """
+    msg, inbound = c.msg, c.inbound
     mail = Mail(
-        to=(to,) if isinstance(to, str) else to,
-        subject=subject,
-        text=text,
-        attachments=attachments,
+        to=(answer.to,) if isinstance(answer.to, str) else answer.to,
+        subject=answer.subject,
+        text=answer.text,
+        attachments=answer.attachments,
         in_reply_to=msg.message_id,
         references=msg.references,
     )
-    return enqueue(
-        session,
-        mail,
-        dedupe_key=dedupe_key or f"inbound:{inbound.id}:{topic or kind}",
-        kind=kind,
-        sender=rt.sender,
-        now=rt.clock() if now is None else now,
-        application_id=application_id,
+    outgoing = Outgoing(
+        dedupe_key=answer.dedupe_key or f"inbound:{inbound.id}:{answer.topic or answer.kind}",
+        kind=answer.kind,
+        application_id=answer.application_id,
         inbound_id=inbound.id,
         correlation_id=inbound.correlation_id,
-        rate_limit=rt.settings.limits.replies_per_sender_per_hour,
+        rate_limit=c.rt.settings.limits.replies_per_sender_per_hour,
     )
+    return enqueue(c.session, mail, outgoing, sender=c.rt.sender, now=c.rt.clock())
 
 
 def reply_in_thread(
-    session: Session,
-    rt: Runtime,
-    app: Application,
-    inbound: InboundMessage,
-    msg: ParsedMessage,
-    *,
-    to: tuple[str, ...],
-    kind: str,
-    body: str,
-    attachments: tuple[FileAttachment, ...] = (),
-    untitled: str = "Заявка на штрихкоды",
-) -> None:
-    """Queue the answer to `msg` about `app` (once per application, kind and message)."""
-    reply(
-        session,
-        rt,
-        inbound,
-        msg,
-        to=to,
-        subject=reply_subject(msg.subject or app.subject or untitled, app.number),
-        text=body,
-        kind=kind,
-        attachments=attachments,
-        dedupe_key=f"application:{app.id}:{kind}:{inbound.id}",
-        application_id=app.id,
+    c: Context, app: Application, answer: Answer, *, untitled: str = "Заявка на штрихкоды"
+) -> OutboxMessage:
+    """Queue `answer` about `app`: its subject tag, once per application, kind and message."""
+    subject = reply_subject(c.msg.subject or app.subject or untitled, app.number)
+    key = f"application:{app.id}:{answer.kind}:{c.inbound.id}"
+    return reply(
+        c, dataclasses.replace(answer, subject=subject, dedupe_key=key, application_id=app.id)
     )

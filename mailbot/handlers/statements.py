@@ -8,16 +8,13 @@ Either way the accountant gets a reply (in Russian) saying what became of each p
 
 from __future__ import annotations
 
-from sqlmodel import Session
-
 from mailbot.billing.matching import ImportSummary
 from mailbot.billing.payments import UNVERIFIED, import_statement
-from mailbot.handlers.replies import reply
+from mailbot.handlers.context import Context
+from mailbot.handlers.replies import Answer, reply
 from mailbot.mail.classify import is_authenticated
 from mailbot.mail.message import Attachment, ParsedMessage
 from mailbot.mail.render import render_body
-from mailbot.runtime import Runtime
-from mailbot.storage.models import InboundMessage
 
 VERDICT_TEXT = {
     "applied": "зачтён, счёт оплачен",
@@ -32,29 +29,21 @@ def statement_files(msg: ParsedMessage) -> list[Attachment]:
     return [a for a in msg.attachments if a.data.lstrip(b"\xef\xbb\xbf").startswith(b"1C")]
 
 
-def statement(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage) -> str:
+def statement(c: Context) -> str:
     """Import the attached statements (authenticated mail only); reply with the summary."""
-    if not is_authenticated(msg, rt.settings.authserv_id):  # defence in depth
-        return unverified(session, rt, inbound, msg, why="signature not for the sender's domain")
-    return _import(session, rt, inbound, msg, hold_reason="")
+    if not is_authenticated(c.msg, c.rt.settings.authserv_id):  # defence in depth
+        return unverified(c, why="signature not for the sender's domain")
+    return _import(c, hold_reason="")
 
 
-def unverified(
-    session: Session,
-    rt: Runtime,
-    inbound: InboundMessage,
-    msg: ParsedMessage,
-    *,
-    why: str = "",
-) -> str:
+def unverified(c: Context, *, why: str = "") -> str:
     """Hold every payment of the attached statements for manual confirmation; tell the sender."""
     reason = f"{UNVERIFIED} ({why})" if why else UNVERIFIED
-    return _import(session, rt, inbound, msg, hold_reason=reason)
+    return _import(c, hold_reason=reason)
 
 
-def _import(
-    session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage, *, hold_reason: str
-) -> str:
+def _import(c: Context, *, hold_reason: str) -> str:
+    session, rt, inbound, msg = c.session, c.rt, c.inbound, c.msg
     source = "mail" if not hold_reason else "mail-unverified"
     results: list[tuple[str, ImportSummary]] = []
     for att in statement_files(msg):
@@ -74,15 +63,14 @@ def _import(
     )
     subject = "Выписка не загружена: письмо не подтверждено" if hold_reason else "Выписка загружена"
     reply(
-        session,
-        rt,
-        inbound,
-        msg,
-        to=msg.from_addr,
-        subject=f"{subject}: {msg.subject}" if msg.subject else subject,
-        text=body,
-        kind="statement_report",
-        topic="statement",
+        c,
+        Answer(
+            to=msg.from_addr,
+            subject=f"{subject}: {msg.subject}" if msg.subject else subject,
+            text=body,
+            kind="statement_report",
+            topic="statement",
+        ),
     )
     counts = "; ".join(f"{name}: {s.error or s.line}" for name, s in results)
     return ("held, " if hold_reason else "imported, ") + counts

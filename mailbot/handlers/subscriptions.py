@@ -11,13 +11,13 @@ import re
 
 from sqlmodel import Session, col, select
 
+from mailbot.handlers.context import Context
 from mailbot.invariant import InvariantError
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.news import token_for, unsubscribe_header
-from mailbot.mail.outbox import enqueue
+from mailbot.mail.outbox import Outgoing, enqueue
 from mailbot.mail.render import Mail, render_body, reply_subject
-from mailbot.runtime import Runtime
-from mailbot.storage.models import Client, InboundMessage, OutboxMessage
+from mailbot.storage.models import Client, OutboxMessage
 from mailbot.storage.models_clients import NewsDelivery, SubscriptionToken
 from mailbot.storage.queries import record_event
 
@@ -42,19 +42,14 @@ def proven_client(session: Session, msg: ParsedMessage) -> Client | None:
     return session.get(Client, hit) if hit is not None else None
 
 
-def unsubscribe(
-    session: Session,
-    rt: Runtime,
-    inbound: InboundMessage,
-    msg: ParsedMessage,
-    sender_client: Client | None,
-) -> str:
+def unsubscribe(c: Context) -> str:
     """Unsubscribe the proven client and confirm; else ask the registered address to confirm."""
+    session, rt, inbound, msg, sender_client = c.session, c.rt, c.inbound, c.msg, c.client
     client = proven_client(session, msg)
     if client is None:
         if sender_client is None:
             return "unsubscribe: unknown sender, recorded"
-        _mail(session, rt, inbound, msg, sender_client, "unsubscribe_confirm")
+        _mail(c, sender_client, "unsubscribe_confirm")
         return "unsubscribe: confirmation requested"
     if client.id is None:
         raise InvariantError("client.id is missing")
@@ -71,19 +66,13 @@ def unsubscribe(
         correlation_id=inbound.correlation_id,
         data={"from": msg.from_addr},
     )
-    _mail(session, rt, inbound, msg, client, "unsubscribed")
+    _mail(c, client, "unsubscribed")
     return "unsubscribed"
 
 
-def _mail(
-    session: Session,
-    rt: Runtime,
-    inbound: InboundMessage,
-    msg: ParsedMessage,
-    client: Client,
-    kind: str,
-) -> None:
+def _mail(c: Context, client: Client, kind: str) -> None:
     """A short note to the client's e-mail (never to an unproven sender)."""
+    session, rt, inbound, msg = c.session, c.rt, c.inbound, c.msg
     if client.id is None:
         raise InvariantError("client.id is missing")
     token = token_for(session, client.id)
@@ -101,11 +90,13 @@ def _mail(
     enqueue(
         session,
         mail,
-        dedupe_key=f"inbound:{inbound.id}:{kind}",
-        kind=kind,
+        Outgoing(
+            dedupe_key=f"inbound:{inbound.id}:{kind}",
+            kind=kind,
+            inbound_id=inbound.id,
+            correlation_id=inbound.correlation_id,
+            rate_limit=rt.settings.limits.replies_per_sender_per_hour,
+        ),
         sender=rt.sender,
         now=rt.clock(),
-        inbound_id=inbound.id,
-        correlation_id=inbound.correlation_id,
-        rate_limit=rt.settings.limits.replies_per_sender_per_hour,
     )

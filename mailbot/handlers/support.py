@@ -6,13 +6,14 @@ reply counts only from the ticket's sender or a registered address of its client
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from mailbot.invariant import InvariantError
 from mailbot.mail.message import ParsedMessage
-from mailbot.mail.outbox import enqueue
+from mailbot.mail.outbox import Outgoing, enqueue
 from mailbot.mail.render import Mail, one_line, render_body
 from mailbot.runtime import Runtime
 from mailbot.storage.models import Client, ClientAddress, InboundMessage, SupportTicket
@@ -88,17 +89,14 @@ def open_ticket(
         correlation_id=inbound.correlation_id,
     )
     body = render_body(rt.env, "ticket_ack", {"ticket": ticket, "service": rt.settings.service})
-    send_in_thread(
-        session,
-        rt,
-        ticket,
+    note = TicketNote(
         body,
         kind="ticket_ack",
         dedupe_key=f"inbound:{inbound.id}:ticket",
         in_reply_to=msg.message_id,
         references=msg.references,
-        inbound=inbound,
     )
+    send_in_thread(session, rt, ticket, note, inbound)
     return f"ticket {ticket.number}"
 
 
@@ -145,39 +143,48 @@ def _record_in(
     )
 
 
+@dataclass(frozen=True)
+class TicketNote:
+    """Our mail in a ticket's thread: its text, kind, once-only key and place in the thread."""
+
+    body: str
+    kind: str
+    dedupe_key: str
+    in_reply_to: str
+    references: tuple[str, ...]
+
+
 def send_in_thread(
     session: Session,
     rt: Runtime,
     ticket: SupportTicket,
-    body: str,
-    *,
-    kind: str,
-    dedupe_key: str,
-    in_reply_to: str,
-    references: tuple[str, ...],
+    note: TicketNote,
     inbound: InboundMessage | None = None,
 ) -> TicketMessage:
     """Queue our mail in the ticket's thread, to the address the ticket came from."""
     if ticket.id is None:
         raise InvariantError("ticket.id is missing")
     now = rt.clock()
+    kind, dedupe_key = note.kind, note.dedupe_key
     mail = Mail(
         to=(ticket.sender,),
         subject=ticket_subject(ticket),
-        text=body,
-        in_reply_to=in_reply_to,
-        references=references,
+        text=note.body,
+        in_reply_to=note.in_reply_to,
+        references=note.references,
     )
     row = enqueue(
         session,
         mail,
-        dedupe_key=dedupe_key,
-        kind=kind,
+        Outgoing(
+            dedupe_key=dedupe_key,
+            kind=kind,
+            inbound_id=inbound.id if inbound else None,
+            correlation_id=inbound.correlation_id if inbound else f"t{ticket.id}",
+            rate_limit=rt.settings.limits.replies_per_sender_per_hour if inbound else None,
+        ),
         sender=rt.sender,
         now=now,
-        inbound_id=inbound.id if inbound else None,
-        correlation_id=inbound.correlation_id if inbound else f"t{ticket.id}",
-        rate_limit=rt.settings.limits.replies_per_sender_per_hour if inbound else None,
     )
     out = TicketMessage(
         ticket_id=ticket.id,
@@ -206,16 +213,14 @@ def admin_reply(session: Session, rt: Runtime, ticket: SupportTicket, text: str)
     body = render_body(
         rt.env, "ticket_reply", {"ticket": ticket, "text": text, "service": rt.settings.service}
     )
-    out = send_in_thread(
-        session,
-        rt,
-        ticket,
+    note = TicketNote(
         body,
         kind="ticket_reply",
         dedupe_key=f"ticket:{ticket.id}:reply:{len(thread)}",
         in_reply_to=latest_in.message_id if latest_in else ticket.root_message_id,
         references=refs[-10:],
     )
+    out = send_in_thread(session, rt, ticket, note)
     record_event(
         session,
         entity="ticket",

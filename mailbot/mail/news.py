@@ -21,7 +21,7 @@ from sqlmodel import Session, col, func, select
 
 from mailbot.crashpoints import crash_point
 from mailbot.invariant import InvariantError
-from mailbot.mail.outbox import enqueue, send_due
+from mailbot.mail.outbox import Outgoing, enqueue, send_due
 from mailbot.mail.render import Mail, render_body
 from mailbot.mail.transport import Transport
 from mailbot.runtime import Runtime
@@ -135,18 +135,20 @@ def _queue_next(rt: Runtime, campaign_id: int) -> str | None:
         row = enqueue(
             session,
             news_mail(rt, campaign, delivery.address, token),
-            dedupe_key=f"news:{campaign_id}:{delivery.client_id}",
-            kind="news",
+            Outgoing(
+                dedupe_key=f"news:{campaign_id}:{delivery.client_id}",
+                kind="news",
+                correlation_id=f"n{campaign_id}",
+            ),
             sender=rt.sender,
             now=rt.clock(),
-            correlation_id=f"n{campaign_id}",
         )
         delivery.status, delivery.outbox_id = "queued", row.id
         session.add(delivery)
         return "queued"
 
 
-def send_campaign(
+def send_campaign(  # noqa: PLR0913 - sleep and monotonic are injected for tests
     rt: Runtime,
     transport: Transport,
     campaign_id: int,

@@ -9,7 +9,7 @@ from sqlalchemy import or_, update
 from sqlmodel import Session, col
 
 from mailbot.issuance.pool import pool_states
-from mailbot.mail.outbox import enqueue
+from mailbot.mail.outbox import Outgoing, enqueue
 from mailbot.mail.render import Mail, render_body
 from mailbot.runtime import Runtime
 from mailbot.storage.models import BarcodePool
@@ -58,8 +58,7 @@ def alert_low_pools(session: Session, rt: Runtime, *, now: datetime) -> list[str
                 subject=f"mailbot: осталось {p.free} свободных штрихкодов в префиксе {p.prefix}",
                 text=text,
             ),
-            dedupe_key=f"pool:{p.prefix}:low:{today.isoformat()}",
-            kind="pool_low",
+            Outgoing(dedupe_key=f"pool:{p.prefix}:low:{today.isoformat()}", kind="pool_low"),
             sender=rt.sender,
             now=now,
         )

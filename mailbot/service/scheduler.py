@@ -15,7 +15,7 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlmodel import Session, col, select
 
-from mailbot.mail.outbox import enqueue
+from mailbot.mail.outbox import Outgoing, enqueue
 from mailbot.mail.render import Mail, render_body, reply_subject
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
@@ -90,11 +90,13 @@ def sweep_invoices(rt: Runtime) -> SweepReport:
                     enqueue(
                         session,
                         _mail(session, rt, app, invoice, "invoice_expired"),
-                        dedupe_key=f"invoice:{invoice.id}:expired",
-                        kind="invoice_expired",
+                        Outgoing(
+                            dedupe_key=f"invoice:{invoice.id}:expired",
+                            kind="invoice_expired",
+                            application_id=app.id,
+                        ),
                         sender=rt.sender,
                         now=now,
-                        application_id=app.id,
                     )
                     expired += 1
                 continue
@@ -106,11 +108,9 @@ def sweep_invoices(rt: Runtime) -> SweepReport:
                 enqueue(
                     session,
                     _mail(session, rt, app, invoice, "invoice_reminder"),
-                    dedupe_key=key,
-                    kind="invoice_reminder",
+                    Outgoing(dedupe_key=key, kind="invoice_reminder", application_id=app.id),
                     sender=rt.sender,
                     now=now,
-                    application_id=app.id,
                 )
                 reminded += 1
     if reminded or expired:

@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import Session, col, select
 from structlog.testing import capture_logs
 
-from mailbot.mail.outbox import SendReport, enqueue, send_due
+from mailbot.mail.outbox import Outgoing, SendReport, enqueue, send_due
 from mailbot.mail.render import Mail
 from mailbot.mail.smtp import SmtpSettings, SmtpTransport
 from mailbot.mail.transport import DeliveryError, Envelope
@@ -170,8 +170,7 @@ def queue_reply(rt: Runtime) -> OutboxMessage:
         row = enqueue(
             session,
             mail,
-            dedupe_key=f"test:{uuid.uuid4().hex}",
-            kind="test",
+            Outgoing(dedupe_key=f"test:{uuid.uuid4().hex}", kind="test"),
             sender=rt.sender,
             now=rt.clock(),
         )
