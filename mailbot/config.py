@@ -300,11 +300,7 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
     url = _database_url(r, base_dir, env)
     tariffs = _tariffs(r)
     vat_mode = r.get(r.section("vat"), "vat", Key("mode", default="22", choices=VAT_MODES))
-    inv = r.table(r.section("invoices", required=False), "invoices", INVOICE_KEYS)
-    if not 0 < inv["remind_after_days"] < inv["expire_after_days"]:
-        r.problems.append(
-            "invoices.remind_after_days: must be positive and below expire_after_days"
-        )
+    inv = _invoice_days(r)
     b = r.section("barcodes")
     prefixes = _prefixes(r, b)
     low = r.get(b, "barcodes", Key("low_threshold", int, 100))
@@ -313,9 +309,7 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
     accountants = r.get(pay, "payments", Key("accountants", list, []))
     authserv_id = r.get(pay, "payments", Key("authserv_id"))
     admin_email = r.get(r.section("admin", required=False), "admin", Key("email"))
-    metrics_port = r.get(r.section("metrics", required=False), "metrics", Key("port", int, 0))
-    if not 0 <= metrics_port <= 65535:
-        r.problems.append(f"metrics.port: must be 0..65535, got {metrics_port}")
+    metrics_port = _metrics_port(r)
     if r.problems:
         raise ConfigError(r.problems)
     return Settings(
@@ -342,6 +336,24 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
         admin_email=admin_email,
         metrics_port=metrics_port,
     )
+
+
+def _invoice_days(r: _Reader) -> dict[str, int]:
+    """[invoices]: days to pay, to the reminder and to expiry (reminder before expiry)."""
+    inv = r.table(r.section("invoices", required=False), "invoices", INVOICE_KEYS)
+    if not 0 < inv["remind_after_days"] < inv["expire_after_days"]:
+        r.problems.append(
+            "invoices.remind_after_days: must be positive and below expire_after_days"
+        )
+    return inv
+
+
+def _metrics_port(r: _Reader) -> int:
+    """[metrics] port: the local Prometheus endpoint, 0 = off."""
+    port: int = r.get(r.section("metrics", required=False), "metrics", Key("port", int, 0))
+    if not 0 <= port <= 65535:
+        r.problems.append(f"metrics.port: must be 0..65535, got {port}")
+    return port
 
 
 def _imap(r: _Reader, base_dir: Path, env: Mapping[str, str]) -> ImapConfig:

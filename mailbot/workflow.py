@@ -52,7 +52,7 @@ def next_state(state: str, event: str) -> S | None:
     return TRANSITIONS.get((S(state), event))
 
 
-def transition(
+def transition(  # noqa: PLR0913 - keyword-only columns of the event row
     session: Session,
     app: Application,
     event: str,

@@ -170,19 +170,15 @@ def _parse_amount(value: str) -> Decimal | None:
 
 
 def _fingerprint(
-    number: str,
-    on: dt.date,
-    amount: Decimal,
-    payer_inn: str,
-    payer_account: str,
-    payee_account: str,
-    purpose: str,
+    number: str, on: dt.date, amount: Decimal, parties: tuple[str, str, str], purpose: str
 ) -> str:
     """Return the sha256 identifying one payment across re-imports and overlapping statements.
 
-    Leading zeros of the number, and how the purpose is split into НазначениеПлатежа1…6 (even
-    mid-word) or spaced, do not change it.
+    `parties` is (payer INN, payer account, payee account). Leading zeros of the number, and
+    how the purpose is split into НазначениеПлатежа1…6 (even mid-word) or spaced, do not
+    change it.
     """
+    payer_inn, payer_account, payee_account = parties
     parts = (
         number.strip().lstrip("0") or "0",
         on.isoformat(),
@@ -239,6 +235,24 @@ class _Reader:
     def _line(self, number: int, line: str) -> None:
         key, sep, value = line.partition("=")
         key, value = key.strip().casefold(), value.strip()
+        if self._marker(number, key, value, sep=bool(sep)):
+            return
+        if not line:
+            self.warn(number, "blank line ignored")
+        elif not sep or not key:
+            self.warn(number, f"line without key=value ignored: {line[:60]!r}")
+        elif self.section == "document":
+            self._document_key(number, key, value, label=line.partition("=")[0].strip())
+        elif key == "расчсчет":
+            if value and value not in self.accounts:
+                self.accounts.append(value)
+        elif self.section == "header":
+            self.header.setdefault(key, (number, value))
+        elif self.section == "body":
+            self.warn(number, f"{line[:60]!r} outside any section ignored")
+
+    def _marker(self, number: int, key: str, value: str, *, sep: bool) -> bool:
+        """Open or close a section when the line is a section marker; False when it is not."""
         if key == "секциядокумент" and sep:
             self._close(number)
             self.section, self.doc_line, self.doc_kind, self.doc = "document", number, value, {}
@@ -253,19 +267,9 @@ class _Reader:
         elif key == "конецфайла" and not sep:
             self._close(number)
             self.section = "end"
-        elif not line:
-            self.warn(number, "blank line ignored")
-        elif not sep or not key:
-            self.warn(number, f"line without key=value ignored: {line[:60]!r}")
-        elif self.section == "document":
-            self._document_key(number, key, value, label=line.partition("=")[0].strip())
-        elif key == "расчсчет":
-            if value and value not in self.accounts:
-                self.accounts.append(value)
-        elif self.section == "header":
-            self.header.setdefault(key, (number, value))
-        elif self.section == "body":
-            self.warn(number, f"{line[:60]!r} outside any section ignored")
+        else:
+            return False
+        return True
 
     def _close(self, number: int) -> None:
         """End an open section at a line that starts another one."""
@@ -301,9 +305,8 @@ class _Reader:
         payer_account = doc.get("плательщиксчет") or doc.get("плательщикрасчсчет", "")
         payee_account = doc.get("получательсчет") or doc.get("получательрасчсчет", "")
         payer_inn, payee_inn = doc.get("плательщикинн", ""), doc.get("получательинн", "")
-        fingerprint = _fingerprint(
-            number, doc_date, amount, payer_inn, payer_account, payee_account, purpose
-        )
+        parties = (payer_inn, payer_account, payee_account)
+        fingerprint = _fingerprint(number, doc_date, amount, parties, purpose)
         if fingerprint in self.seen:
             self.warn(line, "the same payment appears twice in this file")
         self.seen.add(fingerprint)

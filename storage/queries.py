@@ -26,7 +26,7 @@ from mailbot.storage.models import (
 from mailbot.storage.models_workers import Worker
 
 
-def record_event(
+def record_event(  # noqa: PLR0913 - keyword-only columns of the Event row it writes
     session: Session,
     *,
     entity: str,

@@ -197,7 +197,7 @@ class PageFlow:
         self._end_page()
         self._start_page()
 
-    def text(
+    def text(  # noqa: PLR0913 - a drawing primitive: position, text, font, size
         self, x: float, y: float, value: str, font: str, size: float, align: Align = "left"
     ) -> None:
         """Draw one line with its baseline at `y`; `x` is where its left, right or centre is."""
@@ -210,7 +210,7 @@ class PageFlow:
         self._text.setTextOrigin(x, y)
         self._text.textLine(value)  # not textOut: that measures the string again
 
-    def lines(
+    def lines(  # noqa: PLR0913 - a drawing primitive: position, lines, font, size
         self, x: float, y: float, lines: Sequence[str], font: str, size: float, leading: float
     ) -> None:
         """Draw `lines` left-aligned at `x`, the first baseline at `y`, `leading` apart."""

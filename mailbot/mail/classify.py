@@ -129,7 +129,7 @@ def is_authenticated(msg: ParsedMessage, authserv_id: str) -> bool:
     return False
 
 
-def classify(
+def classify(  # noqa: PLR0913 - routing facts, keyword-only; branch identity reworks this file
     msg: ParsedMessage,
     *,
     our_addresses: frozenset[str],
