@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from mailbot.billing.money import VatMode
-from mailbot.config import ConfigError, Secret, load_settings, parse_settings
+from mailbot.config import ConfigError, Limits, Secret, load_settings, parse_settings
 from tests.conftest import REPO
 
 
@@ -106,3 +107,27 @@ def test_broken_toml_is_reported_not_raised(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(tmp_path / "config.toml", env={})
     assert "not valid TOML" in caught.value.problems[0]
+
+
+def test_every_limit_is_read_from_its_own_key_and_defaults_to_the_dataclass() -> None:
+    fields = dataclasses.fields(Limits)
+    data = shipped()
+    data.pop("limits", None)
+    defaults = parse_settings(data, base_dir=Path("/srv/mailbot"), env={}).limits
+    assert defaults == Limits()
+    data["limits"] = {
+        f.name: (f.default + n + 1) if isinstance(f.default, int) else float(n) + 0.5
+        for n, f in enumerate(fields)
+    }
+    limits = parse_settings(data, base_dir=Path("/srv/mailbot"), env={}).limits
+    assert dataclasses.asdict(limits) == data["limits"]
+
+
+def test_a_mistyped_imap_key_is_named_with_its_section_and_the_rest_still_checked() -> None:
+    data = shipped()
+    data["intake"]["kind"] = "imap"
+    data["imap"] = {"host": "imap.example.test", "port": "993", "security": "tls"}
+    problems = problems_of(data)
+    assert "imap.port: must be int, got '993'" in problems
+    assert "imap.security: must be one of ssl, starttls, none, got 'tls'" in problems
+    assert "imap.user: is required" in problems
