@@ -235,6 +235,14 @@ def test_encoded_newlines_in_name_and_subject_cannot_inject_headers_into_our_rep
     )  # fmt: skip
 
 
+def test_a_reply_repeats_at_most_200_characters_of_a_huge_subject_and_keeps_its_tag() -> None:
+    subject = reply_subject("Re: " + "Я" * 1_000_000, "EAN-2026-000001")
+    assert subject == "Re: " + "Я" * 200 + "… [EAN-2026-000001]"
+    assert reply_subject("Заявка [EAN-2026-000001]", "EAN-2026-000001") == (
+        "Re: Заявка [EAN-2026-000001]"
+    )
+
+
 def test_a_content_disposition_cut_off_inside_a_parameter_is_still_an_attachment() -> None:
     # Found by the fuzzer: the standard library raises IndexError on «filename*» cut short.
     raw = (
