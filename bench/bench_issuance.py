@@ -67,7 +67,7 @@ def _paid(rt: Runtime, codes: int) -> int:
         session.flush()
         assert app.id is not None
         session.connection().execute(
-            insert(ProductRow.__table__),  # type: ignore[arg-type]
+            insert(ProductRow.__table__),  # type: ignore[attr-defined]
             [
                 {"application_id": app.id, "row": i + 2, "name": f"Сок яблочный осветлённый {i}",
                  "product_type_code": "01", "product_type_name": "Продукты питания",

@@ -107,9 +107,9 @@ def main() -> None:
     print(f"{'rows':>6} {'parse+validate':>22} {'calamine bare':>22} {'openpyxl ro bare':>22}")
     for n in (100, 1_000, 10_000):
         data = product_list(n)
-        ours = median(lambda d=data: products(d), repeat)
-        cal = median(lambda d=data: calamine_read(d), repeat)
-        opx = median(lambda d=data: openpyxl_read(d), repeat)
+        ours = median(functools.partial(products, data), repeat)
+        cal = median(functools.partial(calamine_read, data), repeat)
+        opx = median(functools.partial(openpyxl_read, data), repeat)
         print(
             f"{n:>6} {ours[0]:>9.1f} ms {ours[1]:>6.0f} MB "
             f"{cal[0]:>9.1f} ms {cal[1]:>6.0f} MB {opx[0]:>9.1f} ms {opx[1]:>6.0f} MB"

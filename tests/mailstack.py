@@ -1,11 +1,13 @@
 """A throwaway loopback mail stack for tests: Dovecot 2.3 + an SMTP relay, all on 127.0.0.1.
 
-`start_mailstack(dir)` writes a minimal dovecot.conf (IMAP, IMAPS with a self-signed cert,
-LMTP, passwd-file users, Maildir), runs `dovecot -F` in its own process group and
-`mailstack_relay.py` (aiosmtpd -> LMTP before 250) beside it, and waits for both banners
-with a deadline. Every process it starts is killed by `MailStack.stop()`, at interpreter
-exit, or when the test process dies (PR_SET_PDEATHSIG). Fixtures: `mailstack` (one per
-session and xdist worker) and `mailstack_factory` (own stacks for tests that break them).
+`start_mailstack(dir)` writes a minimal dovecot.conf (IMAP, IMAPS, LMTP, passwd-file users,
+Maildir), runs `dovecot -F` in its own process group and `mailstack_relay.py` (aiosmtpd ->
+LMTP before 250; plain SMTP, SMTPS and STARTTLS ports) beside it, and waits for the banners
+with a deadline. Every TLS port shows a certificate signed by the session's throw-away CA
+(tests/mailstack_tls.py); clients trust `MailStack.ca_file`. Every process it starts is
+killed by `MailStack.stop()`, at interpreter exit, or when the test process dies
+(PR_SET_PDEATHSIG). Fixtures: `mailstack` (one per session and xdist worker) and
+`mailstack_factory` (own stacks for tests that break them).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from typing import Any
 
 import pytest
 from imapclient import IMAPClient
+
+from tests.mailstack_tls import SERVER_NAMES, session_ca
 
 HOST = "127.0.0.1"
 USERS = ("info@example.test", "applicant@example.test", "accountant@example.test")
@@ -88,6 +92,8 @@ class MailStack:
     users: tuple[str, ...]
     dir: Path
     catchall: str | None = None
+    smtps_port: int = 0  # implicit TLS (security = "ssl")
+    starttls_port: int = 0  # STARTTLS required before anything else (security = "starttls")
     spill: Path | None = None  # mail + users file outside `dir` (root, 0700 parents)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -137,6 +143,9 @@ class MailStack:
         argv = [sys.executable, str(RELAY), "--listen", str(self.smtp_port)]
         argv += ["--lmtp", str(self.lmtp_port), "--users", ",".join(self.users)]
         argv += ["--password", self.password, "--fault-file", str(self.dir / "relay.fault")]
+        argv += ["--smtps", str(self.smtps_port), "--starttls", str(self.starttls_port)]
+        argv += ["--tls-cert", str(self.dir / "ssl" / "cert.pem")]
+        argv += ["--tls-key", str(self.dir / "ssl" / "key.pem")]
         return argv + (["--catchall", self.catchall] if self.catchall else [])
 
     def start_dovecot(self) -> None:
@@ -337,16 +346,12 @@ service anvil {{
 {chroot_off}""")
 
 
-def _make_cert(ssl_dir: Path) -> None:
+def _make_cert(ssl_dir: Path, names: tuple[str, ...]) -> Path:
+    """Write the session CA (ca.pem) and a server certificate for `names` it signed."""
     ssl_dir.mkdir(exist_ok=True)
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "3650", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-         "-keyout", str(ssl_dir / "key.pem"), "-out", str(ssl_dir / "cert.pem")],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    (ssl_dir / "cert.pem").chmod(0o644)
+    ca = session_ca()
+    ca.issue(names).write(ssl_dir / "cert.pem", ssl_dir / "key.pem")
+    return ca.write(ssl_dir / "ca.pem")
 
 
 def start_mailstack(
@@ -355,9 +360,14 @@ def start_mailstack(
     *,
     catchall: str | None = None,
     password: str = PASSWORD,
+    tls_names: tuple[str, ...] = SERVER_NAMES,
 ) -> MailStack:
-    """Start Dovecot and the relay on free ports with everything under `dir`; wait for both."""
-    for prog in ("dovecot", "/usr/lib/dovecot/imap", "/usr/lib/dovecot/lmtp", "openssl"):
+    """Start Dovecot and the relay on free ports with everything under `dir`; wait for both.
+
+    `tls_names`: the names the servers' certificate is issued for (another name than the
+    host the client dials makes every TLS connection fail the hostname check).
+    """
+    for prog in ("dovecot", "/usr/lib/dovecot/imap", "/usr/lib/dovecot/lmtp"):
         if shutil.which(prog) is None:
             raise MailStackError(f"{prog} missing. {INSTALL_HINT}")
     d = Path(dir).resolve()
@@ -367,9 +377,9 @@ def start_mailstack(
         raise MailStackError(f"catchall {catchall} is not one of {users}")
     for sub in ("run", "state", "log"):
         (d / sub).mkdir(parents=True, exist_ok=True)
-    imap, imaps, smtp, lmtp = _free_ports(4)
-    stack = MailStack(HOST, imap, imaps, smtp, lmtp, d / "ssl" / "cert.pem", password,
-                      tuple(users), d, catchall)  # fmt: skip
+    imap, imaps, smtp, lmtp, smtps, starttls = _free_ports(6)
+    stack = MailStack(HOST, imap, imaps, smtp, lmtp, d / "ssl" / "ca.pem", password,
+                      tuple(users), d, catchall, smtps, starttls)  # fmt: skip
     mailroot, users_file = d / "mail", d / "users"
     if os.geteuid() == 0:  # mail belongs to nobody, who must reach it
         d.chmod(0o755)
@@ -383,13 +393,13 @@ def start_mailstack(
     mailroot.mkdir(exist_ok=True)
     atexit.register(stack.stop)
     try:
-        _make_cert(d / "ssl")
+        _make_cert(d / "ssl", tls_names)
         _write_config(stack, mailroot, users_file)
         stack._spawn("dovecot", stack._dovecot_argv())
         stack._spawn("relay", stack._relay_argv())
         deadline = time.monotonic() + START_TIMEOUT
         stack._ready("dovecot", imap, b"* OK", deadline)
-        stack._ready("relay", smtp, b"220", deadline)
+        stack._ready("relay", smtp, b"220", deadline)  # bound after its TLS ports
     except BaseException:
         stack.stop()
         raise

@@ -5,12 +5,17 @@ in the recipient's INBOX. Unknown recipients get 550 unless --catchall names a u
 receives the message with an `X-Original-To` header. Dovecot down: 451. AUTH PLAIN/LOGIN
 accepts the users with --password; it is offered, not required.
 
+TLS: with --tls-cert/--tls-key, --smtps PORT speaks implicit TLS (SMTPS) and --starttls PORT
+offers STARTTLS and refuses every other command until it is done (530). Both are bound
+before the plain port, so a banner on --listen means all three are up.
+
 Faults: with --fault-file, the file's first word (read at every DATA) is the fault to play
 until it changes: `4xx` answers 451 without delivering, `5xx` answers 554 without
 delivering, `drop-after-data` delivers and then drops the connection without an answer
 (the sender cannot know it was delivered). Empty or missing: normal service.
 
     python tests/mailstack_relay.py --listen PORT --lmtp PORT --users a@x,b@x [--catchall a@x]
+        [--tls-cert PEM --tls-key PEM --smtps PORT --starttls PORT]
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import asyncio
 import contextlib
 import signal
 import smtplib
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -146,8 +152,9 @@ async def serve(a: argparse.Namespace) -> None:
     fault_file = Path(a.fault_file) if a.fault_file else None
     relay = Relay(a.lmtp, users, a.catchall.lower() if a.catchall else None, a.password, fault_file)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SMTP(
+
+    def session(**tls: Any) -> SMTP:
+        return SMTP(
             relay,
             hostname="mailstack.test",
             enable_SMTPUTF8=True,
@@ -155,15 +162,30 @@ async def serve(a: argparse.Namespace) -> None:
             authenticator=relay.authenticate,
             auth_required=False,
             auth_require_tls=False,
-        ),
-        "127.0.0.1",
-        a.listen,
-    )
+            **tls,
+        )
+
+    servers = []
+    if a.tls_cert:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        if a.smtps:
+            servers.append(await loop.create_server(session, "127.0.0.1", a.smtps, ssl=ctx))
+        if a.starttls:
+            servers.append(
+                await loop.create_server(
+                    lambda: session(tls_context=ctx, require_starttls=True),
+                    "127.0.0.1",
+                    a.starttls,
+                )
+            )
+    servers.append(await loop.create_server(session, "127.0.0.1", a.listen))  # last: see above
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set_result, None)
     await stop
-    server.close()
+    for server in servers:
+        server.close()
 
 
 def main() -> None:
@@ -174,6 +196,10 @@ def main() -> None:
     ap.add_argument("--password", default="secret")
     ap.add_argument("--catchall")
     ap.add_argument("--fault-file", help="file naming the fault to play (see above)")
+    ap.add_argument("--tls-cert", help="PEM certificate of the TLS ports")
+    ap.add_argument("--tls-key", help="PEM key of --tls-cert")
+    ap.add_argument("--smtps", type=int, help="port for implicit TLS")
+    ap.add_argument("--starttls", type=int, help="port that requires STARTTLS")
     asyncio.run(serve(ap.parse_args()))
 
 

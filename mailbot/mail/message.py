@@ -126,7 +126,9 @@ def _address(msg: Message, name: str) -> tuple[str, str]:
         display, addr = parseaddr(raw)
     with contextlib.suppress(LookupError, ValueError, UnicodeDecodeError):
         display = str(make_header(decode_header(display)))
-    return _clean(display), _clean(addr).lower()
+    addr = _clean(addr).lower()
+    # parseaddr also "reads" a group («Content-Type: text/plain») or a bare word: no mailbox
+    return _clean(display), addr if "@" in addr else ""
 
 
 def _ids(value: str) -> tuple[str, ...]:

@@ -71,10 +71,19 @@ def message_id_for(dedupe_key: str, domain: str) -> str:
     return f"<{digest}.mailbot@{domain}>"
 
 
+REPLY_SUBJECT_KEEPS = 200  # characters of the original subject a reply repeats
+
+
 def reply_subject(original: str, tag: str) -> str:
-    """«Re: <original> [EAN-…]» with the tag once, whatever the applicant did to it."""
+    """«Re: <original> [EAN-…]» with the tag once, whatever the applicant did to it.
+
+    A subject longer than REPLY_SUBJECT_KEEPS is cut (with «…»): a reply never repeats a
+    megabyte, and its subject fits the outbox column (998) on PostgreSQL.
+    """
     base = one_line(original) or "Заявка на штрихкоды"
     base = re.sub(r"^((re|fwd?|ответ|пересл)\s*:\s*)+", "", base, flags=re.I)
+    if len(base) > REPLY_SUBJECT_KEEPS:
+        base = base[:REPLY_SUBJECT_KEEPS].rstrip() + "…"
     if tag and f"[{tag}]" not in base:
         base = f"{base} [{tag}]"
     return f"Re: {base}"

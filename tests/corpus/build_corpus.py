@@ -20,7 +20,7 @@ from tests.fixtures import forms_builders as fb
 
 FILES = Path(__file__).resolve().parent / "files"
 ORG = fb.VALID_ORG
-HEADER = fb.PRODUCT_HEADER
+HEADER: list[object] = list(fb.PRODUCT_HEADER)
 
 
 def _rows(items: dict[str, str]) -> list[list[fb.Cell]]:

@@ -37,7 +37,7 @@ def outbox_mails(workdir: Path) -> list[EmailMessage]:
     new = workdir / "var/mail/outbox/new"
     files = sorted(new.iterdir(), key=lambda p: p.stat().st_mtime_ns) if new.exists() else []
     parser = BytesParser(policy=policy.default)
-    return [parser.parsebytes(f.read_bytes()) for f in files]  # type: ignore[misc]
+    return [parser.parsebytes(f.read_bytes()) for f in files]
 
 
 def attachments(mail: EmailMessage) -> dict[str, bytes]:

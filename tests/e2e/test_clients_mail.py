@@ -80,7 +80,7 @@ def test_order_from_known_client_is_paid_from_balance_first_and_flags_coded_prod
     text = text_of(reply)
     assert "к оплате осталось 700,00" in text
     assert COOKIE in text and f"уже присвоен {cookie_ean}" in text
-    assert any(a.get_filename().endswith(".pdf") for a in reply.iter_attachments())
+    assert any((a.get_filename() or "").endswith(".pdf") for a in reply.iter_attachments())
 
 
 def test_status_request_lists_the_clients_applications_only_to_a_registered_address(
@@ -136,7 +136,9 @@ def test_contact_change_waits_for_the_admin_and_both_old_and_new_addresses_are_t
         [req] = s.exec(select(ContactChangeRequest)).all()
         assert req.status == "pending"
         assert req.changes == {"email": new, "phone": "+79161112233"}
-        assert s.get(Client, client_id).email == old  # nothing changes before approval
+        unchanged = s.get(Client, client_id)
+        assert unchanged is not None
+        assert unchanged.email == old  # nothing changes before approval
     assert "Изменения вступят в силу после проверки" in text_of(site.mails_to(old)[0])
     assert "указан как новый адрес" in text_of(site.mails_to(new)[0])
     assert "Заявление о регистрации" in text_of(site.mails_to(spoofer)[0])  # instructions
@@ -146,6 +148,7 @@ def test_contact_change_waits_for_the_admin_and_both_old_and_new_addresses_are_t
     site.run("requests", "approve", str(req.id))
     with site.session() as s:
         client = s.get(Client, client_id)
+        assert client is not None
         assert (client.email, client.phone) == (new, "+79161112233")
         assert (
             new

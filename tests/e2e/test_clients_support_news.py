@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
+from typing import TypeVar
 
 import pytest
 from sqlmodel import select
@@ -32,8 +33,10 @@ from tests.e2e.clients_site import (
 pytestmark = [pytest.mark.mail, pytest.mark.timeout(300)]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
+T = TypeVar("T")
 
-def _until(what: str, check: Callable[[], object], timeout: float = 30.0) -> object:
+
+def _until(what: str, check: Callable[[], T], timeout: float = 30.0) -> T:
     """Wait (deadline loop) until check() returns something truthy; return it."""
     deadline = time.monotonic() + timeout
     while True:
@@ -64,7 +67,7 @@ def test_support_ticket_keeps_its_thread_and_the_admin_reply_goes_out_in_it(
     )
     try:
         site.receive(letter(client_addr, "Вопрос по сертификату", "Где найти свидетельство?")[0])
-        [ack] = _until("ack", lambda: site.mails_to(client_addr))  # type: ignore[misc]
+        [ack] = _until("ack", lambda: site.mails_to(client_addr))
         subject = str(ack["Subject"])
         assert "[Обращение №" in subject and "зарегистрировано" in text_of(ack)
         with site.session() as s:

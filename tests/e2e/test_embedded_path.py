@@ -49,7 +49,7 @@ def _only_invoice_number(workdir: Path, env: dict[str, str]) -> str:
     listing = mailbot(workdir, "invoices", "list", env=env).stdout
     numbers = re.findall(r"\b\d{4}-\d{5}\b", listing)
     assert len(numbers) == 1, listing
-    return numbers[0]
+    return str(numbers[0])
 
 
 def _end_state(db_url: str) -> dict[str, object]:

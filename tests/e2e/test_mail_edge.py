@@ -141,7 +141,7 @@ def replies_to(stack: MailStack, message_id: str) -> list[EmailMessage]:
         uids = c.search(["HEADER", "In-Reply-To", message_id])
         got = c.fetch(uids, [b"BODY.PEEK[]"]) if uids else {}
     parser = BytesParser(policy=policy.default)
-    return [parser.parsebytes(bytes(got[u][b"BODY[]"])) for u in sorted(got)]  # type: ignore[misc]
+    return [parser.parsebytes(bytes(got[u][b"BODY[]"])) for u in sorted(got)]
 
 
 def wait_until(what: str, check: Callable[[], Any], site: Site, timeout: float = 30.0) -> Any:

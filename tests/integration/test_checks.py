@@ -18,7 +18,9 @@ from tests.mailstack import MailStack
 pytestmark = pytest.mark.mail
 
 
-def site(tmp_path: Path, stack: MailStack, *, migrated: bool = True, **keys: str) -> Path:
+def site(
+    tmp_path: Path, stack: MailStack, keys: dict[str, str] | None = None, *, migrated: bool = True
+) -> Path:
     """A config for IMAPS + SMTP at `stack`; `keys` ("section.key": TOML literal) override."""
     text = (REPO / "config.toml").read_text()
     settings = {
@@ -32,7 +34,7 @@ def site(tmp_path: Path, stack: MailStack, *, migrated: bool = True, **keys: str
         "smtp.port": str(stack.smtp_port),
         "smtp.security": '"none"',
         "smtp.user": '""',
-        **keys,
+        **(keys or {}),
     }
     for dotted, value in settings.items():
         section, key = dotted.split(".")
@@ -83,7 +85,7 @@ def test_a_wrong_imap_password_is_one_line_and_exit_1(tmp_path: Path, mailstack:
 
 
 def test_an_unreachable_server_is_reported(tmp_path: Path, mailstack: MailStack) -> None:
-    path = site(tmp_path, mailstack, **{"smtp.port": str(closed_port())})
+    path = site(tmp_path, mailstack, {"smtp.port": str(closed_port())})
     found = failures(run_checks(path, env(mailstack)))
     assert len(found) == 1
     assert found[0].startswith("FAIL smtp:") and "unavailable" in found[0]
@@ -92,7 +94,7 @@ def test_an_unreachable_server_is_reported(tmp_path: Path, mailstack: MailStack)
 def test_imaps_without_the_ca_file_is_an_untrusted_certificate(
     tmp_path: Path, mailstack: MailStack
 ) -> None:
-    path = site(tmp_path, mailstack, **{"imap.ca_file": '""'})
+    path = site(tmp_path, mailstack, {"imap.ca_file": '""'})
     found = failures(run_checks(path, env(mailstack)))
     assert len(found) == 1
     assert found[0].startswith("FAIL imap:") and "not trusted" in found[0]
@@ -106,6 +108,6 @@ def test_an_unmigrated_database_is_reported(tmp_path: Path, mailstack: MailStack
 
 
 def test_an_invalid_config_key_is_named(tmp_path: Path, mailstack: MailStack) -> None:
-    path = site(tmp_path, mailstack, **{"imap.security": '"tls"'})
+    path = site(tmp_path, mailstack, {"imap.security": '"tls"'})
     found = failures(run_checks(path, env(mailstack)))
     assert found == ["FAIL config: imap.security: must be one of ssl, starttls, none, got 'tls'"]

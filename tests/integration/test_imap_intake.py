@@ -344,9 +344,10 @@ def test_wrong_password_is_refused_without_retrying(
     intake_for: Callable[..., ImapIntake],
 ) -> None:
     intake = intake_for("INBOX", password="wrong-password")
-    with pytest.raises(ImapRefused, match="login") as err:
+    with capture_logs() as logs, pytest.raises(ImapRefused, match="login") as err:
         list(intake.fetch_new())
     assert "wrong-password" not in str(err.value)
+    assert [e for e in logs if e["event"] == "imap_reconnect"] == []  # one attempt, no retry
 
 
 def test_logs_carry_neither_password_nor_message_bodies(

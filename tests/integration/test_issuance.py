@@ -47,7 +47,7 @@ def _delivered(rt: Runtime, folder: Path) -> list[EmailMessage]:
              max_attempts=3)  # fmt: skip
     parser = BytesParser(policy=policy.default)
     files = sorted((folder / "new").iterdir(), key=lambda p: p.stat().st_mtime_ns)
-    return [parser.parsebytes(p.read_bytes()) for p in files]  # type: ignore[misc]
+    return [parser.parsebytes(p.read_bytes()) for p in files]
 
 
 def _zbar_all(paths: list[Path]) -> set[str]:

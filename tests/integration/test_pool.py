@@ -113,7 +113,7 @@ def _check_pool(engine: Engine) -> dict[int, int]:
     with Session(engine) as s:
         codes = s.exec(select(Barcode)).all()
         pools = {p.id: p for p in s.exec(select(BarcodePool))}
-        rows = defaultdict(int)
+        rows: defaultdict[int, int] = defaultdict(int)
         for r in s.exec(select(ProductRow)):
             rows[r.application_id] += 1
     assert len({c.ean for c in codes}) == len(codes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailbot.billing.payments import pay_invoice
 from mailbot.cli.demo import sample_message
@@ -26,7 +26,7 @@ def _invoiced(rt: Runtime) -> str:
 
 def _kinds(rt: Runtime) -> list[str]:
     with Session(rt.engine) as s:
-        return [o.kind for o in s.exec(select(OutboxMessage).order_by(OutboxMessage.id))]
+        return [o.kind for o in s.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))]
 
 
 def test_an_unpaid_invoice_is_reminded_once_then_expires_once(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtplib import SMTPAuthenticationError
 from sqlmodel import Session, col, select
 from structlog.testing import capture_logs
 
@@ -20,6 +22,7 @@ from mailbot.storage.db import transaction
 from mailbot.storage.models import Event, OutboxMessage
 from tests.conftest import FakeClock
 from tests.mailstack import MailStack, mailstack, mailstack_factory  # noqa: F401 - fixtures
+from tests.mailstack_tls import TestCA
 
 pytestmark = pytest.mark.mail
 SENDER = "info@example.test"
@@ -152,6 +155,9 @@ def test_check_with_a_wrong_password_fails_without_showing_it(
     transport = transport_for(user=SENDER, password="wrong-password")
     with pytest.raises(DeliveryError) as err:
         transport.check()
+    # the server refused the login itself (535), not some other trouble on the way
+    assert isinstance(err.value.__cause__, SMTPAuthenticationError)
+    assert "535" in str(err.value) and "Authentication credentials invalid" in str(err.value)
     assert "wrong-password" not in str(err.value)
     assert "wrong-password" not in repr(transport)
 
@@ -302,3 +308,106 @@ def test_outbox_gives_up_on_transient_failures_after_the_four_day_horizon(
     clock.advance(hours=1)
     assert queued.send() == SendReport(failed=1)
     assert queued.reload().status == "failed"
+
+
+# ---------------------------------------------------------------- TLS
+TLS_PORTS = {"ssl": "smtps_port", "starttls": "starttls_port"}
+
+
+def tls_transport(
+    transport_for: Callable[..., SmtpTransport],
+    stack: MailStack,
+    security: str,
+    ca_file: Path | None,
+    **kw: Any,
+) -> SmtpTransport:
+    """A transport to the relay's port for `security`, trusting `ca_file` (None: the system)."""
+    port = getattr(stack, TLS_PORTS[security])
+    return transport_for(stack, port=port, security=security, ca_file=ca_file, **kw)
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_tls_delivers_and_logs_in_with_the_server_verified_by_the_ca_file(
+    security: str,
+    mailstack: MailStack,  # noqa: F811
+    transport_for: Callable[..., SmtpTransport],
+) -> None:
+    transport = tls_transport(
+        transport_for,
+        mailstack,
+        security,
+        mailstack.ca_file,
+        user=SENDER,
+        password=mailstack.password,
+    )
+    assert transport.check().startswith(
+        f"{mailstack.host}:{getattr(mailstack, TLS_PORTS[security])}"
+    )
+    data, env = outgoing()
+    with capture_logs() as logs:
+        transport.deliver(data, env)
+    (got,) = mailstack.by_message_id(RCPT, env.message_id)
+    assert got.endswith(data)
+    assert [e["event"] for e in logs] == ["mail_sent"]  # over the connection check() opened
+
+
+def test_the_starttls_port_takes_no_mail_before_starttls(
+    mailstack: MailStack,  # noqa: F811
+    transport_for: Callable[..., SmtpTransport],
+) -> None:
+    """What makes the STARTTLS test above mean something: that port never speaks in clear."""
+    transport = transport_for(port=mailstack.starttls_port, security="none")
+    data, env = outgoing()
+    with pytest.raises(DeliveryError) as err:
+        transport.deliver(data, env)
+    assert str(err.value).startswith("530") and "STARTTLS" in str(err.value)
+    assert mailstack.by_message_id(RCPT, env.message_id) == []
+
+
+@pytest.fixture(scope="module")
+def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CA file of a throw-away CA that signed none of the stack's certificates."""
+    return TestCA.new("some other CA").write(tmp_path_factory.mktemp("other-ca") / "ca.pem")
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+@pytest.mark.parametrize("trusted", ["another CA", "the system store"])
+def test_a_certificate_from_an_untrusted_ca_is_refused_and_nothing_is_sent(
+    security: str,
+    trusted: str,
+    rt: Runtime,
+    mailstack: MailStack,  # noqa: F811
+    other_ca: Path,
+    transport_for: Callable[..., SmtpTransport],
+) -> None:
+    ca_file = other_ca if trusted == "another CA" else None
+    queued = Queued(rt, queue_reply(rt), tls_transport(transport_for, mailstack, security, ca_file))
+    assert queued.send() == SendReport(retried=1)
+    row = queued.reload()
+    assert (row.status, row.sent_at) == ("pending", None)
+    assert "CERTIFICATE_VERIFY_FAILED" in row.last_error
+    assert "unable to get local issuer certificate" in row.last_error
+    assert [e for e, _ in queued.events()] == ["mail_queued", "mail_deferred"]
+    assert mailstack.by_message_id(RCPT, queued.row.message_id) == []
+    with pytest.raises(DeliveryError) as err:
+        queued.transport.check()
+    assert "CERTIFICATE_VERIFY_FAILED" in str(err.value)
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_a_certificate_for_another_host_is_refused_and_nothing_is_sent(
+    security: str,
+    rt: Runtime,
+    mailstack_factory: Callable[..., MailStack],  # noqa: F811
+    transport_for: Callable[..., SmtpTransport],
+) -> None:
+    stack = mailstack_factory(tls_names=("mail.elsewhere.test",))  # signed by the right CA
+    queued = Queued(
+        rt, queue_reply(rt), tls_transport(transport_for, stack, security, stack.ca_file)
+    )
+    assert queued.send() == SendReport(retried=1)
+    row = queued.reload()
+    assert (row.status, row.sent_at) == ("pending", None)
+    assert "CERTIFICATE_VERIFY_FAILED" in row.last_error
+    assert "not valid for '127.0.0.1'" in row.last_error
+    assert stack.by_message_id(RCPT, queued.row.message_id) == []

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from functools import partial
 
 from mailbot import forms
 from tests.corpus import hostile
@@ -170,7 +171,7 @@ def _boundary_cases() -> Iterator[HostileMail]:
     for name, (ctype, body) in shapes.items():
         yield HostileMail(
             f"boundary-{name}",
-            lambda c=ctype, b=body, n=name: _raw_multipart(sender(f"b-{n}"), c, b),
+            partial(_raw_multipart, sender(f"b-{name}"), ctype, body),
         )
 
 
@@ -230,11 +231,13 @@ def _injection_cases() -> Iterator[HostileMail]:
                   "X-Injected: yes"}  # fmt: skip
         yield HostileMail(
             f"inject-form-{field[:12]}",
-            lambda v=values, f=field: application(
-                sender(f"inj-form-{hashlib.sha256(f.encode()).hexdigest()[:8]}"),
-                docx=fb.application_docx(v),
-            ),
+            partial(_form_injection, values, field),
         )
+
+
+def _form_injection(values: dict[str, str], field: str) -> bytes:
+    digest = hashlib.sha256(field.encode()).hexdigest()[:8]
+    return application(sender(f"inj-form-{digest}"), docx=fb.application_docx(values))
 
 
 def _attach_forms(msg: EmailMessage) -> EmailMessage:
@@ -285,13 +288,15 @@ def _traversal_cases() -> Iterator[HostileMail]:
         yield HostileMail(f"traversal-zip-{i}", zipped)
 
 
+def _truncated(whole: bytes, cut: int, n: int) -> bytes:
+    return whole[:cut].replace(b"trunc@", f"trunc{n}@".encode())
+
+
 def _truncations() -> Iterator[HostileMail]:
     whole = application(sender("trunc"))
     for i in range(24):
         cut = max(1, len(whole) * (i + 1) // 25)
-        yield HostileMail(
-            f"truncated-{i}", lambda c=cut, n=i: whole[:c].replace(b"trunc@", f"trunc{n}@".encode())
-        )
+        yield HostileMail(f"truncated-{i}", partial(_truncated, whole, cut, i))
 
 
 def _oddities() -> Iterator[HostileMail]:
@@ -359,11 +364,11 @@ def _zip_of_many() -> bytes:
 def hostile_mails() -> list[HostileMail]:
     """Every hostile message: ≥ 200, each from its own sender (the reply limit is per sender)."""
     out = [
-        HostileMail(f"file-{c.name}", lambda c=c, n=n: _with_hostile_file(c, n))
+        HostileMail(f"file-{c.name}", partial(_with_hostile_file, c, n))
         for n, c in enumerate(hostile.CASES)
     ]
     out += [
-        HostileMail(f"zipped-{c.name}", lambda c=c, n=n: _zipped_hostile_file(c, n))
+        HostileMail(f"zipped-{c.name}", partial(_zipped_hostile_file, c, n))
         for n, c in enumerate(hostile.CASES)
         if len(c.build()) < 4 * 1024 * 1024
     ]

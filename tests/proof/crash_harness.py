@@ -217,7 +217,12 @@ class Site:
         out: dict[str, list[tuple[str, Decimal]]] = {}
         with Session(self.engine) as s:
             rows = s.exec(
-                select(Application.sender, Invoice.number, Invoice.total, Invoice.from_balance)
+                select(
+                    col(Application.sender),
+                    col(Invoice.number),
+                    col(Invoice.total),
+                    col(Invoice.from_balance),
+                )
                 .join(Invoice, col(Invoice.application_id) == col(Application.id))
                 .where(Invoice.status == "issued")
                 .order_by(col(Invoice.id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 
 from mailbot.mail.mailsplit import attachment_cost, encoded_size, pack, part_subject, raw_capacity
 from mailbot.mail.render import FileAttachment, Mail, compose
@@ -16,10 +17,10 @@ def test_the_cost_of_an_attachment_covers_what_compose_adds() -> None:
     base = Mail(to=("a@example.test",), subject="x", text="текст")
     for size in (256, 57_000, 1_000_192):
         att = _file(f"Штрихкоды EAN-2026-000123 (1 из 3) {size}.zip", size)
-        args = {"message_id": "<x@y>", "from_addr": "a@b.test", "from_name": "B",
-                "date": datetime(2026, 11, 25, tzinfo=UTC)}  # fmt: skip
-        grown = len(compose(Mail(**{**base.__dict__, "attachments": (att,)}), **args))
-        assert grown - len(compose(base, **args)) <= attachment_cost(att)
+        build = partial(compose, message_id="<x@y>", from_addr="a@b.test", from_name="B",
+                        date=datetime(2026, 11, 25, tzinfo=UTC))  # fmt: skip
+        grown = len(build(Mail(**{**base.__dict__, "attachments": (att,)})))
+        assert grown - len(build(base)) <= attachment_cost(att)
 
 
 def test_raw_capacity_is_the_largest_file_that_fits() -> None:

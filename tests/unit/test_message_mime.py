@@ -202,14 +202,16 @@ def test_tnef_winmail_dat_is_left_alone_and_answered_as_a_wrong_format() -> None
     assert [a.filename for a in pick(msg)[2]] == ["winmail.dat"]
 
 
-def test_attachment_filenames_that_look_like_paths_stay_plain_names() -> None:
+def test_an_attachment_filename_folded_over_two_lines_becomes_one_line() -> None:
     raw = mime(part(
         "Content-Type: application/octet-stream\r\n"
         'Content-Disposition: attachment; filename="../../../etc/passwd\r\n .docx"\r\n',
         DOCX_BYTES,
     ))  # fmt: skip
     [att] = parse_message(raw).attachments
-    assert "\n" not in att.filename and "\r" not in att.filename
+    # The path stays as written: a file name is only shown in replies, never used as a path
+    # (the archive is content-addressed; see tests/proof for traversal names end to end).
+    assert att.filename == "../../../etc/passwd .docx"
 
 
 def test_encoded_newlines_in_name_and_subject_cannot_inject_headers_into_our_reply() -> None:
@@ -231,6 +233,14 @@ def test_encoded_newlines_in_name_and_subject_cannot_inject_headers_into_our_rep
          "Auto-Submitted", "X-Auto-Response-Suppress", "MIME-Version", "Content-Type",
          "Content-Transfer-Encoding"]
     )  # fmt: skip
+
+
+def test_a_reply_repeats_at_most_200_characters_of_a_huge_subject_and_keeps_its_tag() -> None:
+    subject = reply_subject("Re: " + "Я" * 1_000_000, "EAN-2026-000001")
+    assert subject == "Re: " + "Я" * 200 + "… [EAN-2026-000001]"
+    assert reply_subject("Заявка [EAN-2026-000001]", "EAN-2026-000001") == (
+        "Re: Заявка [EAN-2026-000001]"
+    )
 
 
 def test_a_content_disposition_cut_off_inside_a_parameter_is_still_an_attachment() -> None:

@@ -23,7 +23,7 @@ from .conftest import PdfLines, PdfText, PdfWords, Word
 
 # x of the lines table's column edges, as pdftotext measures them (points from the left)
 _FIXED = sum(w for w in LINE_COLUMNS if w is not None)
-COLUMN_EDGES = [MARGIN]
+COLUMN_EDGES: list[float] = [MARGIN]
 for _width in LINE_COLUMNS:
     COLUMN_EDGES.append(COLUMN_EDGES[-1] + (_width or CONTENT_WIDTH - _FIXED))
 

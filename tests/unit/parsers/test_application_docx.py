@@ -61,7 +61,7 @@ def test_labels_are_matched_after_folding_and_by_synonym() -> None:
 
 
 def test_values_split_across_runs_are_read_whole() -> None:
-    rows = [[k, v] for k, v in fb.VALID_ORG.items() if k != "ИНН"]
+    rows: list[list[fb.Cell]] = [[k, v] for k, v in fb.VALID_ORG.items() if k != "ИНН"]
     rows.append([["И", "НН"], ["77070", "83", "893"]])
     assert form_of(fb.docx_bytes(rows)).inn == "7707083893"
 

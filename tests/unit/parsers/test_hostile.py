@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from mailbot.guard import Budget, guarded
-from mailbot.parsers.application_docx import parse_application
+from mailbot.parsers.application_docx import ApplicationForm, parse_application
 from mailbot.parsers.limits import Limits
 from mailbot.parsers.problems import Document, Location, ParseResult
-from mailbot.parsers.products_xlsx import parse_products
+from mailbot.parsers.products_xlsx import ProductRow, parse_products
 from mailbot.parsers.schema import ProductType
 from tests.corpus.hostile import CASES, COMMIT_MAX_BYTES, Hostile, products
 
@@ -19,7 +19,9 @@ BUDGET = Budget(seconds=10, memory_mb=384)
 APPLICATION_EXTS = {"docx", "docm", "doc"}
 
 
-def parse_guarded(data: bytes, name: str, types: tuple[ProductType, ...]) -> ParseResult[object]:
+def parse_guarded(
+    data: bytes, name: str, types: tuple[ProductType, ...]
+) -> ParseResult[ApplicationForm] | ParseResult[list[ProductRow]]:
     if name.rsplit(".", 1)[-1] in APPLICATION_EXTS:
         where = Location(file=name, document=Document.application)
         return guarded(lambda: parse_application(data, name, limits=Limits()), where, BUDGET)

@@ -19,6 +19,12 @@ H = fb.PRODUCT_HEADER
 Parse = Callable[..., ParseResult[list[ProductRow]]]
 
 
+def rows_of(result: ParseResult[list[ProductRow]]) -> list[ProductRow]:
+    """The rows read (the test fails when the file could not be read at all)."""
+    assert result.value is not None, result.problems
+    return result.value
+
+
 @pytest.fixture
 def parse(product_types: tuple[ProductType, ...]) -> Parse:
     def run(
@@ -36,7 +42,7 @@ def only(problems: list[Problem]) -> list[tuple[ProblemCode, int | None, str | N
 def test_valid_list_gives_one_row_per_product_with_spreadsheet_row_numbers(parse: Parse) -> None:
     result = parse(fb.xlsx_bytes([H, *fb.product_rows(5)]))
     assert result.problems == []
-    rows = result.value
+    rows = rows_of(result)
     assert [r.row for r in rows] == [2, 3, 4, 5, 6]
     assert rows[0].product_type_code == "01" and rows[0].product_type_name == "Продукты питания"
     assert rows[0].net_quantity == Decimal(250) and rows[0].unit == "г"
@@ -52,7 +58,7 @@ def test_product_type_is_found_by_code_name_or_both(parse: Parse) -> None:
         [5, "E", 6],
     ]
     result = parse(fb.xlsx_bytes([H[:3], *rows]))
-    assert {r.product_type_code for r in result.value} == {"06"}
+    assert {r.product_type_code for r in rows_of(result)} == {"06"}
     assert result.problems == []
 
 
@@ -66,22 +72,22 @@ def test_header_below_title_rows_and_moved_columns_are_found(parse: Parse) -> No
     )
     result = parse(data)
     assert result.problems == []
-    assert [r.row for r in result.value] == [5, 6, 7]
-    assert result.value[2].name == "Печенье «Ромашка» вариант 3"
+    assert [r.row for r in rows_of(result)] == [5, 6, 7]
+    assert rows_of(result)[2].name == "Печенье «Ромашка» вариант 3"
 
 
 def test_empty_rows_and_rows_with_only_a_number_are_skipped(parse: Parse) -> None:
     rows = fb.product_rows(2)
     data = fb.xlsx_bytes([H, rows[0], [], [None] * 9, [3], [4, "", "", ""], rows[1]])
     result = parse(data)
-    assert [r.row for r in result.value] == [2, 7]
+    assert [r.row for r in rows_of(result)] == [2, 7]
 
 
 def test_notes_in_margin_columns_are_ignored(parse: Parse) -> None:
     rows = [[*r, None, "позвонить Ивану"] for r in fb.product_rows(2)]
     rows.append([None] * 10 + ["итого 2 позиции"])
     result = parse(fb.xlsx_bytes([H, *rows]))
-    assert result.problems == [] and len(result.value) == 2
+    assert result.problems == [] and len(rows_of(result)) == 2
 
 
 def test_vertically_merged_product_type_applies_to_every_merged_row(parse: Parse) -> None:
@@ -89,7 +95,7 @@ def test_vertically_merged_product_type_applies_to_every_merged_row(parse: Parse
     rows[1][2] = rows[2][2] = None
     result = parse(fb.xlsx_bytes([H, *rows], merges=["C2:C4"]))
     assert result.problems == []
-    assert [r.product_type_code for r in result.value] == ["01"] * 3
+    assert [r.product_type_code for r in rows_of(result)] == ["01"] * 3
 
 
 def test_formula_with_cached_value_is_read(parse: Parse) -> None:
@@ -97,7 +103,7 @@ def test_formula_with_cached_value_is_read(parse: Parse) -> None:
     rows[1][4] = "=E2*2"
     result = parse(fb.xlsx_bytes([H, *rows], cached={"E3": "500"}))
     assert result.problems == []
-    assert result.value[1].net_quantity == Decimal(500)
+    assert rows_of(result)[1].net_quantity == Decimal(500)
 
 
 def test_formula_without_cached_value_is_reported_at_its_cell(parse: Parse) -> None:
@@ -176,7 +182,7 @@ def test_every_bad_cell_is_reported_with_row_and_column_title_as_written(parse: 
 
 def test_quantity_with_unit_in_one_cell_is_split(parse: Parse) -> None:
     rows = [[1, "Молоко", "01", "", "0,5 л", "", "", "", ""]]
-    row = parse(fb.xlsx_bytes([H, *rows])).value[0]
+    row = rows_of(parse(fb.xlsx_bytes([H, *rows])))[0]
     assert (row.net_quantity, row.unit) == (Decimal("0.5"), "л")
 
 
@@ -185,24 +191,25 @@ def test_unit_spellings_are_normalised(parse: Parse) -> None:
         [i, f"T{i}", "01", "", 1, u, "", "", ""]
         for i, u in enumerate(["гр.", "Кг", "литр", "шт.", "ML"], start=1)
     ]
-    assert [r.unit for r in parse(fb.xlsx_bytes([H, *rows])).value] == ["г", "кг", "л", "шт", "мл"]
+    units = [r.unit for r in rows_of(parse(fb.xlsx_bytes([H, *rows])))]
+    assert units == ["г", "кг", "л", "шт", "мл"]
 
 
 def test_tnved_typed_as_a_number_gets_its_leading_zero_back(parse: Parse) -> None:
     rows = [[1, "Мёд", "01", "", "", "", "", 409000000, ""]]
-    assert parse(fb.xlsx_bytes([H, *rows])).value[0].tnved == "0409000000"
+    assert rows_of(parse(fb.xlsx_bytes([H, *rows])))[0].tnved == "0409000000"
 
 
 def test_numbers_typed_as_text_are_accepted(parse: Parse) -> None:
     rows = [["1", "Сок", "02", "", "1,0", "л", "11.07", "2009", ""]]
     result = parse(fb.xlsx_bytes([H, *rows]))
     assert result.problems == []
-    assert result.value[0].net_quantity == Decimal("1.0")
+    assert rows_of(result)[0].net_quantity == Decimal("1.0")
 
 
 def test_first_sheet_that_is_empty_is_passed_over(parse: Parse) -> None:
     result = parse(fb.xlsx_bytes([H, *fb.product_rows(2)], empty_first_sheet=True, title="Товары"))
-    assert result.problems == [] and len(result.value) == 2
+    assert result.problems == [] and len(rows_of(result)) == 2
 
 
 def test_sheet_without_a_recognisable_header_is_reported(parse: Parse) -> None:
@@ -241,14 +248,14 @@ def test_exactly_the_row_limit_is_accepted(parse: Parse) -> None:
 def test_ods_is_read(parse: Parse) -> None:
     result = parse(fb.ods_bytes([["Перечень"], H, *fb.product_rows(3)]), "perechen.ods")
     assert result.problems == []
-    assert [r.row for r in result.value] == [3, 4, 5]
+    assert [r.row for r in rows_of(result)] == [3, 4, 5]
 
 
 def test_cp1251_csv_with_semicolons_is_read(parse: Parse) -> None:
     result = parse(fb.csv_bytes([H, *fb.product_rows(3)]), "perechen.csv")
     assert result.problems == []
-    assert result.value[0].name == "Печенье «Ромашка» вариант 1"
-    assert result.value[0].product_type_code == "01"
+    assert rows_of(result)[0].name == "Печенье «Ромашка» вариант 1"
+    assert rows_of(result)[0].product_type_code == "01"
 
 
 def test_utf8_csv_with_bom_and_commas_is_read(parse: Parse) -> None:
@@ -256,12 +263,12 @@ def test_utf8_csv_with_bom_and_commas_is_read(parse: Parse) -> None:
     data = fb.csv_bytes([H, *rows], delimiter=",", encoding="utf-8", bom=True)
     result = parse(data, "perechen.csv")
     assert result.problems == []
-    assert result.value[0].name == "Мука, 1 кг"
+    assert rows_of(result)[0].name == "Мука, 1 кг"
 
 
 def test_utf8_csv_without_bom_is_read(parse: Parse) -> None:
     data = fb.csv_bytes([H, *fb.product_rows(1)], encoding="utf-8")
-    assert parse(data, "perechen.csv").value[0].unit == "г"
+    assert rows_of(parse(data, "perechen.csv"))[0].unit == "г"
 
 
 def test_product_problems_carry_the_sheet_name(parse: Parse) -> None:

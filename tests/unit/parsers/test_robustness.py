@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from mailbot.parsers.application_docx import parse_application
+from mailbot.parsers.application_docx import ApplicationForm, parse_application
 from mailbot.parsers.limits import Limits
 from mailbot.parsers.problems import ParseResult
-from mailbot.parsers.products_xlsx import parse_products
+from mailbot.parsers.products_xlsx import ProductRow, parse_products
 from mailbot.parsers.schema import ProductType
 from tests.fixtures import forms_builders as fb
 
@@ -36,7 +36,8 @@ def test_damaged_files_give_problems_not_exceptions(
     for _ in range(40):
         for data in damaged(BASES[name], rng):
             if name.endswith(".docx"):
-                result: ParseResult[object] = parse_application(data, name, limits=Limits())
+                result: ParseResult[ApplicationForm] | ParseResult[list[ProductRow]]
+                result = parse_application(data, name, limits=Limits())
             else:
                 result = parse_products(data, name, limits=Limits(), product_types=product_types)
             assert result.value is not None or result.problems
