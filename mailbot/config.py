@@ -360,8 +360,14 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
         parse_memory_mb=r.get(lim, "limits", "parse_memory_mb", int, d.parse_memory_mb),
     )
     pay = r.section("payments", required=False)
+    # `[payments] statement_senders` and `[mail] authserv_id` are the names of issue 16; the
+    # older `[payments] accountants` / `[payments] authserv_id` are still read when the new
+    # ones are absent.
     accountants = r.get(pay, "payments", "accountants", list, [])
+    accountants = r.get(pay, "payments", "statement_senders", list, accountants)
     authserv_id = r.get(pay, "payments", "authserv_id", str, "")
+    mail_sec = r.section("mail", required=False)
+    authserv_id = r.get(mail_sec, "mail", "authserv_id", str, authserv_id).strip().lower()
     admin = r.section("admin", required=False)
     admin_email = r.get(admin, "admin", "email", str, "")
     metrics_port = r.get(r.section("metrics", required=False), "metrics", "port", int, 0)
