@@ -18,6 +18,7 @@ from mailbot.handlers.replies import reply
 from mailbot.invariant import InvariantError
 from mailbot.mail.archive import read_raw
 from mailbot.mail.classify import FORM_EXTS, extension
+from mailbot.mail.identity import address_of
 from mailbot.mail.message import Attachment, ParsedMessage, parse_message
 from mailbot.mail.problem_text import count_phrase, render_problems
 from mailbot.mail.render import FileAttachment, render_body, reply_subject
@@ -44,7 +45,7 @@ def reply_to(msg: ParsedMessage) -> str:
     the receiving MTA and DMARC vouch for; the application's own e-mail field gets the
     invoice and codes as well.
     """
-    return msg.from_addr
+    return address_of(msg)
 
 
 def pick(msg: ParsedMessage) -> tuple[Attachment | None, Attachment | None, list[Attachment]]:

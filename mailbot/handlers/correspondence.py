@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import structlog
@@ -11,6 +10,8 @@ from sqlmodel import Session, col, select
 from mailbot.handlers.applications import reply_to
 from mailbot.handlers.replies import reply
 from mailbot.invariant import InvariantError
+from mailbot.mail.dsn import read_report
+from mailbot.mail.identity import address_of
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.render import FileAttachment, render_body, reply_subject
 from mailbot.runtime import Runtime
@@ -36,16 +37,31 @@ STATE_TEXT = {
     "expired": "срок оплаты счёта истёк",
     "cancelled": "отменена",
 }
-MESSAGE_ID_RE = re.compile(rb"<[^<>\s]+\.mailbot@[^<>\s]+>")
 
 
 def bounce(session: Session, rt: Runtime, inbound: InboundMessage, raw: bytes) -> str:
-    """A DSN about our mail marks that mail bounced; never answered."""
-    hits = {m.decode("ascii", "replace") for m in MESSAGE_ID_RE.findall(raw)}
-    rows = session.exec(select(OutboxMessage).where(col(OutboxMessage.message_id).in_(hits)))
-    marked = 0
+    """A DSN about our mail marks that mail bounced; never answered.
+
+    Only a row that was sent, whose random Message-ID the report names, and one of whose
+    recipients the report says failed (mail/dsn.py): a stranger cannot guess our ids, and
+    a report never cancels a mail still waiting to go (a greylisted credentials mail).
+    """
+    report = read_report(raw)
+    if not report.message_ids:
+        return "bounced 0"
+    rows = session.exec(
+        select(OutboxMessage).where(
+            col(OutboxMessage.message_id).in_(report.message_ids),
+            col(OutboxMessage.random_id).is_(True),  # a computable id proves nothing
+        )
+    )
+    marked = ignored = 0
     for row in rows:
         if row.status == OutboxStatus.bounced:
+            continue
+        named = {r.lower() for r in row.recipients} & report.failed
+        if row.status != OutboxStatus.sent or not named:
+            ignored += 1
             continue
         row.status = OutboxStatus.bounced
         session.add(row)
@@ -59,9 +75,10 @@ def bounce(session: Session, rt: Runtime, inbound: InboundMessage, raw: bytes) -
             at=rt.clock(),
             to_state=OutboxStatus.bounced,
             correlation_id=inbound.correlation_id,
+            data={"recipients": sorted(named)},
         )
         marked += 1
-    return f"bounced {marked}"
+    return f"bounced {marked}" + (f", ignored {ignored}" if ignored else "")
 
 
 def _apps_for(session: Session, client: Client | None, sender: str) -> list[Application]:
@@ -81,7 +98,7 @@ def status_reply(
     client: Client | None,
 ) -> str:
     """List the sender's applications; answered only to a registered or applying address."""
-    sender = msg.from_addr
+    sender = address_of(msg)
     items = []
     for app in _apps_for(session, client, sender):
         invoice = session.exec(

@@ -25,6 +25,7 @@ from mailbot.handlers.applications import (
     reply_in_thread,
 )
 from mailbot.invariant import InvariantError
+from mailbot.mail.identity import address_of
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.problem_text import count_phrase, render_problems
 from mailbot.mail.render import FileAttachment, render_body
@@ -100,7 +101,7 @@ def new_order(
         number=f"EAN-{now.year}-{seq:06d}",
         kind="order",
         client_id=client.id,
-        sender=msg.from_addr,  # registered; a Reply-To is never where client data goes
+        sender=address_of(msg),  # registered; a Reply-To is never where client data goes
         subject=msg.subject,
         root_message_id=msg.message_id,
         products_inbound_id=inbound.id,
@@ -226,6 +227,6 @@ def _reply(
     attachments: tuple[FileAttachment, ...] = (),
 ) -> None:
     """To the registered address it came from and the client's e-mail, in the thread."""
-    to = tuple(dict.fromkeys(a.lower() for a in (msg.from_addr, client.email) if a))
+    to = tuple(dict.fromkeys(a.lower() for a in (address_of(msg), client.email) if a))
     reply_in_thread(session, rt, app, inbound, msg, to=to, kind=kind, body=body,
                     attachments=attachments, untitled="Заказ штрихкодов")  # fmt: skip

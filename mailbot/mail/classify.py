@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import PurePosixPath
 
-from mailbot.mail.identity import authenticated_for, sender_of
+from mailbot.mail.identity import address_of, authenticated_for, sender_of
 from mailbot.mail.message import ParsedMessage
 
 FORM_EXTS = frozenset({".docx", ".xlsx", ".xls", ".ods", ".csv"})
@@ -81,7 +81,7 @@ def extension(filename: str) -> str:
 def automatic_reason(msg: ParsedMessage, our_addresses: frozenset[str]) -> str | None:
     """Why the message is machine-made (RFC 3834 and the usual vendor headers), or None."""
     h = msg.headers
-    address = sender_of(msg, "").address  # who it is from; authentication is not asked here
+    address = address_of(msg)
     auto = h.get("auto-submitted", "").lower()
     checks = (
         (auto not in ("", "no"), f"Auto-Submitted: {auto}"),

@@ -83,7 +83,7 @@ def authenticated_for(msg: ParsedMessage, authserv_id: str, domain: str, *, exac
 
 def sender_of(msg: ParsedMessage, authserv_id: str) -> Sender:
     """The message's sender under the one identity rule (module doc)."""
-    address = from_mailbox(msg.from_headers)[1]
+    address = address_of(msg)
     if not address:
         return Sender(address="", authenticated=False)
     domain = address.rpartition("@")[2]
@@ -91,3 +91,8 @@ def sender_of(msg: ParsedMessage, authserv_id: str) -> Sender:
         address=address,
         authenticated=authenticated_for(msg, authserv_id, domain, exact=False),
     )
+
+
+def address_of(msg: ParsedMessage) -> str:
+    """The sender's address under the one rule, where only who (not how proven) matters."""
+    return from_mailbox(msg.from_headers)[1]
