@@ -55,7 +55,7 @@ def read_report(raw: bytes) -> DeliveryReport:
         blocks = []
     if not blocks:
         found = {m.decode("utf-8", "replace").lower() for m in _ANGLE_ADDRESS.findall(raw)}
-        return DeliveryReport(ids, frozenset(found))
+        return DeliveryReport(ids, frozenset(found - {i.strip("<>").lower() for i in ids}))
     failed: set[str] = set()
     for block in blocks:
         if str(block.get("action", "")).strip().lower() != "failed":
