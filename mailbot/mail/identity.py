@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 _REGISTRY = HeaderRegistry()
 _HARMLESS_DEFECTS = (errors.ObsoleteHeaderDefect,)  # «Ivanov I.I. <a@b>»: legal obs-phrase
 _CONTROL = re.compile(r"[\x00-\x20\x7f\ufffd]")
+MAX_FROM_CHARS = 2000  # a real From is one short line; a longer one is no sender, unparsed
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def from_mailbox(values: Sequence[str]) -> tuple[str, str]:
 
     `values` are the raw texts of every From field of the message, in order.
     """
-    if len(values) != 1:
+    if len(values) != 1 or len(values[0]) > MAX_FROM_CHARS:
         return "", ""
     raw = re.sub(r"\r?\n(?=[ \t])", "", values[0])
     raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

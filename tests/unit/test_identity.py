@@ -58,6 +58,7 @@ def test_the_sender_is_the_one_mailbox_rfc5322_reads(value: str, address: str) -
         "@client.test",
         "<boss@client.test",
         f"{_b64('boss@client.test' + chr(13) + chr(10))} <attacker@evil.test>",
+        "(" * 3000 + "boss@client.test",  # too long to be a From
     ],
 )
 def test_anything_but_one_clean_mailbox_is_no_sender(value: str) -> None:
