@@ -362,12 +362,15 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
     pay = r.section("payments", required=False)
     # `[payments] statement_senders` and `[mail] authserv_id` are the names of issue 16; the
     # older `[payments] accountants` / `[payments] authserv_id` are still read when the new
-    # ones are absent.
-    accountants = r.get(pay, "payments", "accountants", list, [])
-    accountants = r.get(pay, "payments", "statement_senders", list, accountants)
-    authserv_id = r.get(pay, "payments", "authserv_id", str, "")
+    # ones are absent or empty (the shipped config.toml has the new ones, empty).
+    accountants = r.get(pay, "payments", "statement_senders", list, []) or r.get(
+        pay, "payments", "accountants", list, []
+    )
     mail_sec = r.section("mail", required=False)
-    authserv_id = r.get(mail_sec, "mail", "authserv_id", str, authserv_id).strip().lower()
+    authserv_id = (
+        r.get(mail_sec, "mail", "authserv_id", str, "").strip()
+        or r.get(pay, "payments", "authserv_id", str, "").strip()
+    ).lower()
     admin = r.section("admin", required=False)
     admin_email = r.get(admin, "admin", "email", str, "")
     metrics_port = r.get(r.section("metrics", required=False), "metrics", "port", int, 0)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import base64
+import tomllib
+from pathlib import Path
 
 import pytest
 
+from mailbot.config import parse_settings
 from mailbot.mail.dsn import read_report
 from mailbot.mail.identity import Sender, from_mailbox, sender_of
 from mailbot.mail.message import parse_message
+from tests.conftest import REPO
+
+Table = dict[str, object]
 
 OURS = "mx.us.test"
 PASS = f"{OURS}; dkim=pass header.d=client.test; dmarc=pass header.from=client.test"
@@ -108,3 +114,26 @@ def test_a_delivery_report_names_our_ids_and_only_failed_recipients() -> None:
     prose = b"From: MAILER-DAEMON@x\r\n\r\n<client@client.test>: no such user\r\n" + mid.encode()
     assert read_report(prose).failed == {"client@client.test"}
     assert read_report(b"From: x\r\n\r\n<other@id.test>").message_ids == frozenset()
+
+
+def test_config_reads_mail_authserv_id_and_statement_senders_and_the_old_keys() -> None:
+
+    def settings(
+        mail: dict[str, object], payments: dict[str, object]
+    ) -> tuple[str, tuple[str, ...]]:
+        data = tomllib.loads((REPO / "config.toml").read_text(encoding="utf-8"))
+        data["mail"], data["payments"] = mail, payments
+        s = parse_settings(data, base_dir=Path("/srv/mailbot"), env={})
+        return s.authserv_id, s.accountants
+
+    assert settings({"authserv_id": ""}, {"statement_senders": []}) == ("", ())
+    new = settings({"authserv_id": "MX.Us.test"}, {"statement_senders": ["Buh@Bank.test"]})
+    assert new == ("mx.us.test", ("buh@bank.test",))
+    old = settings({}, {"accountants": ["buh@bank.test"], "authserv_id": "mx.us.test"})
+    assert old == ("mx.us.test", ("buh@bank.test",))
+    # the shipped file's empty new keys do not hide old ones set by hand
+    both = settings(
+        {"authserv_id": ""},
+        {"statement_senders": [], "accountants": ["b@bank.test"], "authserv_id": "mx.us.test"},
+    )
+    assert both == ("mx.us.test", ("b@bank.test",))
