@@ -277,6 +277,24 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     return parse_settings(data, base_dir=path.resolve().parent, env=env)
 
 
+def _statement_trust(r: _Reader, pay: Mapping[str, Any]) -> tuple[list[str], str]:
+    """Who may mail statements and whose Authentication-Results we read.
+
+    `[payments] statement_senders` and `[mail] authserv_id` are the names of issue 16; the
+    older `[payments] accountants` / `[payments] authserv_id` are still read when the new
+    ones are absent or empty (the shipped config.toml has the new ones, empty).
+    """
+    senders = r.get(pay, "payments", Key("statement_senders", list, [])) or r.get(
+        pay, "payments", Key("accountants", list, [])
+    )
+    mail = r.section("mail", required=False)
+    authserv_id = (
+        r.get(mail, "mail", Key("authserv_id")).strip()
+        or r.get(pay, "payments", Key("authserv_id")).strip()
+    )
+    return list(senders), authserv_id.lower()
+
+
 def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str, str]) -> Settings:
     """Build Settings from parsed TOML; raises ConfigError naming every bad key.
 
@@ -306,8 +324,7 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
     low = r.get(b, "barcodes", Key("low_threshold", int, 100))
     limits = Limits(**r.table(r.section("limits", required=False), "limits", LIMIT_KEYS))
     pay = r.section("payments", required=False)
-    accountants = r.get(pay, "payments", Key("accountants", list, []))
-    authserv_id = r.get(pay, "payments", Key("authserv_id"))
+    accountants, authserv_id = _statement_trust(r, pay)
     admin_email = r.get(r.section("admin", required=False), "admin", Key("email"))
     metrics_port = _metrics_port(r)
     if r.problems:

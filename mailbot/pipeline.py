@@ -39,6 +39,7 @@ from mailbot.handlers.context import Context, Handler
 from mailbot.invariant import InvariantError
 from mailbot.mail.archive import read_raw, store_raw
 from mailbot.mail.classify import MessageKind, classify
+from mailbot.mail.identity import address_of
 from mailbot.mail.intake.base import Intake, OversizedMessage, RawMessage
 from mailbot.mail.message import ParsedMessage, parse_message
 from mailbot.mail.outbox import backoff
@@ -144,7 +145,7 @@ def _archive(rt: Runtime, item: RawMessage | OversizedMessage) -> tuple[InboundM
             size=item.size,
             received_at=now,
             message_id=head.message_id if head else "",
-            from_addr=head.from_addr if head else "",
+            from_addr=address_of(head) if head else "",
             subject=(head.subject if head else "")[:998],
             status=InboundStatus.duplicate if twin is not None else InboundStatus.archived,
             kind="oversized" if isinstance(item, OversizedMessage) else "",
@@ -285,7 +286,7 @@ def _dispatch(
         twin = session.exec(
             select(InboundMessage).where(
                 InboundMessage.message_id == msg.message_id,
-                InboundMessage.from_addr == msg.from_addr,
+                InboundMessage.from_addr == address_of(msg),
                 InboundMessage.status == InboundStatus.processed,
                 InboundMessage.id != inbound.id,
             )
@@ -294,7 +295,8 @@ def _dispatch(
             inbound.kind, inbound.reason = "duplicate", f"same Message-ID as m{twin.id}"
             return "duplicate"
     app = _thread_app(session, msg)
-    client = client_by_address(session, msg.from_addr)
+    sender = address_of(msg)  # the one identity rule; "" is never a known client
+    client = client_by_address(session, sender) if sender else None
     verdict = classify(
         msg,
         our_addresses=rt.our_addresses,

@@ -9,7 +9,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Numeric, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Column, Index, LargeBinary, Numeric, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlmodel import Field, SQLModel
 
 
@@ -222,6 +223,11 @@ class OutboxMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     dedupe_key: str = Field(unique=True, max_length=200)  # e.g. application:12:invoice:1
     message_id: str = Field(unique=True, max_length=250)
+    # True for ids made by render.new_message_id (random); rows from before revision 0008
+    # carry a computable one, which proves nothing when a message names it.
+    random_id: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=sa_false())
+    )
     kind: str = Field(max_length=40)
     application_id: int | None = Field(default=None, foreign_key="application.id", index=True)
     inbound_id: int | None = Field(default=None, foreign_key="inboundmessage.id")

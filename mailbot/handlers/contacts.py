@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from mailbot.invariant import InvariantError
 from mailbot.mail.classify import own_text
+from mailbot.mail.identity import address_of
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.outbox import Outgoing, enqueue
 from mailbot.mail.render import Mail, render_body, reply_subject
@@ -95,7 +96,7 @@ def request_change(
     now = rt.clock()
     request = ContactChangeRequest(
         client_id=client.id or 0,
-        sender=msg.from_addr,
+        sender=address_of(msg),
         changes=asked.changes,
         previous={k: getattr(client, k) for k in asked.changes},
         status="pending" if asked.changes else "rejected",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import structlog
@@ -11,6 +10,8 @@ from sqlmodel import Session, col, select
 from mailbot.handlers.context import Context
 from mailbot.handlers.replies import Answer, reply, reply_to
 from mailbot.invariant import InvariantError
+from mailbot.mail.dsn import read_report
+from mailbot.mail.identity import address_of
 from mailbot.mail.render import FileAttachment, render_body, reply_subject
 from mailbot.storage.models import (
     Application,
@@ -33,17 +34,32 @@ STATE_TEXT = {
     "expired": "срок оплаты счёта истёк",
     "cancelled": "отменена",
 }
-MESSAGE_ID_RE = re.compile(rb"<[^<>\s]+\.mailbot@[^<>\s]+>")
 
 
 def bounce(c: Context) -> str:
-    """A DSN about our mail marks that mail bounced; never answered."""
+    """A DSN about our mail marks that mail bounced; never answered.
+
+    Only a row that was sent, whose random Message-ID the report names, and one of whose
+    recipients the report says failed (mail/dsn.py): a stranger cannot guess our ids, and
+    a report never cancels a mail still waiting to go (a greylisted credentials mail).
+    """
     session, rt, inbound = c.session, c.rt, c.inbound
-    hits = {m.decode("ascii", "replace") for m in MESSAGE_ID_RE.findall(c.raw)}
-    rows = session.exec(select(OutboxMessage).where(col(OutboxMessage.message_id).in_(hits)))
-    marked = 0
+    report = read_report(c.raw)
+    if not report.message_ids:
+        return "bounced 0"
+    rows = session.exec(
+        select(OutboxMessage).where(
+            col(OutboxMessage.message_id).in_(report.message_ids),
+            col(OutboxMessage.random_id).is_(True),  # a computable id proves nothing
+        )
+    )
+    marked = ignored = 0
     for row in rows:
         if row.status == OutboxStatus.bounced:
+            continue
+        named = {r.lower() for r in row.recipients} & report.failed
+        if row.status != OutboxStatus.sent or not named:
+            ignored += 1
             continue
         row.status = OutboxStatus.bounced
         session.add(row)
@@ -57,9 +73,10 @@ def bounce(c: Context) -> str:
             at=rt.clock(),
             to_state=OutboxStatus.bounced,
             correlation_id=inbound.correlation_id,
+            data={"recipients": sorted(named)},
         )
         marked += 1
-    return f"bounced {marked}"
+    return f"bounced {marked}" + (f", ignored {ignored}" if ignored else "")
 
 
 def _apps_for(session: Session, client: Client | None, sender: str) -> list[Application]:
@@ -74,7 +91,7 @@ def _apps_for(session: Session, client: Client | None, sender: str) -> list[Appl
 def status_reply(c: Context) -> str:
     """List the sender's applications; answered only to a registered or applying address."""
     session, rt, msg, client = c.session, c.rt, c.msg, c.client
-    sender = msg.from_addr
+    sender = address_of(msg)
     items = []
     for app in _apps_for(session, client, sender):
         invoice = session.exec(

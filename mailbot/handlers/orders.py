@@ -29,6 +29,7 @@ from mailbot.handlers.filing import (
 )
 from mailbot.handlers.replies import Answer, reply_in_thread
 from mailbot.invariant import InvariantError
+from mailbot.mail.identity import address_of
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.problem_text import count_phrase, render_problems
 from mailbot.mail.render import FileAttachment, render_body
@@ -102,7 +103,7 @@ def new_order(c: Context) -> str:
         number=f"EAN-{now.year}-{seq:06d}",
         kind="order",
         client_id=client.id,
-        sender=msg.from_addr,  # registered; a Reply-To is never where client data goes
+        sender=address_of(msg),  # registered; a Reply-To is never where client data goes
         subject=msg.subject,
         root_message_id=msg.message_id,
         products_inbound_id=inbound.id,
@@ -194,5 +195,5 @@ def evaluate_order(c: Context, app: Application) -> str:
 
 def _reply(c: Context, app: Application, client: Client, answer: Answer) -> None:
     """To the registered address it came from and the client's e-mail, in the thread."""
-    to = tuple(dict.fromkeys(a.lower() for a in (c.msg.from_addr, client.email) if a))
+    to = tuple(dict.fromkeys(a.lower() for a in (address_of(c.msg), client.email) if a))
     reply_in_thread(c, app, dataclasses.replace(answer, to=to), untitled="Заказ штрихкодов")

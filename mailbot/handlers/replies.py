@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from mailbot.handlers.context import Context
+from mailbot.mail.identity import address_of
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.outbox import Outgoing, enqueue
 from mailbot.mail.render import FileAttachment, Mail, reply_subject
@@ -20,7 +21,7 @@ def reply_to(msg: ParsedMessage) -> str:
     the receiving MTA and DMARC vouch for; the application's own e-mail field gets the
     invoice and codes as well.
     """
-    return msg.from_addr
+    return address_of(msg)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """Bank statements mailed by the accountant: imported when authenticated, else only held.
 
-The classifier already required a configured accountant address and our own server's
-`Authentication-Results` with dkim/dmarc=pass for the From domain (`classify.is_authenticated`);
-the handler checks it again before importing, so no other route can apply a statement.
-Either way the accountant gets a reply (in Russian) saying what became of each payment.
+Only a From mailbox listed in `[payments] statement_senders` (mail.identity's one rule), with
+our own server's Authentication-Results saying dmarc=pass or aligned dkim=pass for exactly
+that domain (`classify.statement_authenticated`), imports. The classifier decides it and the
+handler checks both again before importing, so no other route can apply a statement.
+Either way the listed address (never a Reply-To) gets a reply in Russian saying what became
+of each payment.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from mailbot.billing.matching import ImportSummary
 from mailbot.billing.payments import UNVERIFIED, import_statement
 from mailbot.handlers.context import Context
 from mailbot.handlers.replies import Answer, reply
-from mailbot.mail.classify import is_authenticated
+from mailbot.invariant import InvariantError
+from mailbot.mail.classify import statement_authenticated
+from mailbot.mail.identity import sender_of
 from mailbot.mail.message import Attachment, ParsedMessage
 from mailbot.mail.render import render_body
 
@@ -31,7 +35,7 @@ def statement_files(msg: ParsedMessage) -> list[Attachment]:
 
 def statement(c: Context) -> str:
     """Import the attached statements (authenticated mail only); reply with the summary."""
-    if not is_authenticated(c.msg, c.rt.settings.authserv_id):  # defence in depth
+    if not statement_authenticated(c.msg, c.rt.settings.authserv_id):  # defence in depth
         return unverified(c, why="signature not for the sender's domain")
     return _import(c, hold_reason="")
 
@@ -44,6 +48,9 @@ def unverified(c: Context, *, why: str = "") -> str:
 
 def _import(c: Context, *, hold_reason: str) -> str:
     session, rt, inbound, msg = c.session, c.rt, c.inbound, c.msg
+    to = sender_of(msg, rt.settings.authserv_id).address
+    if to not in rt.settings.accountants:
+        raise InvariantError("only statement_senders' mail is classified as a statement")
     source = "mail" if not hold_reason else "mail-unverified"
     results: list[tuple[str, ImportSummary]] = []
     for att in statement_files(msg):
@@ -65,7 +72,7 @@ def _import(c: Context, *, hold_reason: str) -> str:
     reply(
         c,
         Answer(
-            to=msg.from_addr,
+            to=to,
             subject=f"{subject}: {msg.subject}" if msg.subject else subject,
             text=body,
             kind="statement_report",

@@ -1,8 +1,10 @@
 """Unsubscribe mail: honoured when it proves it answers our mail to that client.
 
 Proof is the client's token (in the subject of the `List-Unsubscribe` mailto, or quoted
-from a news mail) or a reference to one of our news mails. A registered address without
-proof gets a confirmation request at the client's e-mail; anyone else is only recorded.
+from a news mail), or a reply from the client's own address whose References name a news
+mail we sent to that address (our Message-IDs are random: nobody computes one). A
+registered address without proof gets a confirmation request at the client's e-mail;
+anyone else is only recorded.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from sqlmodel import Session, col, select
 
 from mailbot.handlers.context import Context
 from mailbot.invariant import InvariantError
+from mailbot.mail.identity import address_of
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.news import token_for, unsubscribe_header
 from mailbot.mail.outbox import Outgoing, enqueue
 from mailbot.mail.render import Mail, render_body, reply_subject
-from mailbot.storage.models import Client, OutboxMessage
+from mailbot.storage.models import Client, ClientAddress, OutboxMessage
 from mailbot.storage.models_clients import NewsDelivery, SubscriptionToken
 from mailbot.storage.queries import record_event
 
@@ -25,21 +28,43 @@ TOKEN_RE = re.compile(r"\b([0-9a-f]{20})\b")
 
 
 def proven_client(session: Session, msg: ParsedMessage) -> Client | None:
-    """The client whose token or news mail this message answers."""
+    """The client whose token this message carries, or whose news mail it answers.
+
+    A token (random, per client, in our news mail's List-Unsubscribe and text) is proof by
+    itself. A reference to one of our news mails counts only when the message comes from
+    an address that news mail was sent to and that address is the client's (its e-mail or
+    an address it is known by): our Message-IDs are random, but a mail forwarded to
+    someone else carries them too.
+    """
     for token in TOKEN_RE.findall(f"{msg.subject}\n{msg.text}"):
         row = session.exec(
             select(SubscriptionToken).where(SubscriptionToken.token == token)
         ).first()
         if row is not None:
             return session.get(Client, row.client_id)
-    if not msg.thread_ids:
+    sender = address_of(msg)
+    if not msg.thread_ids or not sender:
         return None
-    hit = session.exec(
-        select(NewsDelivery.client_id)
+    hits = session.exec(
+        select(NewsDelivery.client_id, OutboxMessage.recipients)
         .join(OutboxMessage, col(OutboxMessage.id) == col(NewsDelivery.outbox_id))
-        .where(col(OutboxMessage.message_id).in_(list(msg.thread_ids)))
-    ).first()
-    return session.get(Client, hit) if hit is not None else None
+        .where(
+            col(OutboxMessage.message_id).in_(list(msg.thread_ids)),
+            col(OutboxMessage.random_id).is_(True),  # a computable id proves nothing
+        )
+    ).all()
+    for client_id, recipients in hits:
+        client = session.get(Client, client_id)
+        if client is None or sender not in {r.lower() for r in recipients}:
+            continue
+        known = session.exec(
+            select(ClientAddress.id).where(
+                ClientAddress.client_id == client_id, ClientAddress.address == sender
+            )
+        ).first()
+        if sender == client.email.lower() or known is not None:
+            return client
+    return None
 
 
 def unsubscribe(c: Context) -> str:
@@ -64,7 +89,7 @@ def unsubscribe(c: Context) -> str:
         event="client_unsubscribed",
         at=rt.clock(),
         correlation_id=inbound.correlation_id,
-        data={"from": msg.from_addr},
+        data={"from": address_of(msg)},
     )
     _mail(c, client, "unsubscribed")
     return "unsubscribed"
@@ -84,7 +109,7 @@ def _mail(c: Context, client: Client, kind: str) -> None:
         to=(client.email,),
         subject=reply_subject(msg.subject or "Отписка от новостей", ""),
         text=render_body(rt.env, "unsubscribe", ctx),
-        in_reply_to=msg.message_id if msg.from_addr == client.email else "",
+        in_reply_to=msg.message_id if address_of(msg) == client.email else "",
         extra_headers=headers,
     )
     enqueue(

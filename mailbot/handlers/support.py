@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from mailbot.invariant import InvariantError
+from mailbot.mail.identity import address_of
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.outbox import Outgoing, enqueue
 from mailbot.mail.render import Mail, one_line, render_body
@@ -41,7 +42,7 @@ def ticket_for(session: Session, msg: ParsedMessage) -> SupportTicket | None:
             )
         ).first()
         ticket = session.get(SupportTicket, hit) if hit is not None else None
-    if ticket is None or not _may_write(session, ticket, msg.from_addr):
+    if ticket is None or not _may_write(session, ticket, address_of(msg)):
         return None
     return ticket
 
@@ -69,7 +70,7 @@ def open_ticket(
     ticket = SupportTicket(
         number=f"{now.year}-{seq:05d}",
         client_id=client.id,
-        sender=msg.from_addr,
+        sender=address_of(msg),
         subject=msg.subject,
         root_message_id=msg.message_id,
         created_at=now,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import PurePosixPath
 
+from mailbot.mail.identity import address_of, authenticated_for, sender_of
 from mailbot.mail.message import ParsedMessage
 
 FORM_EXTS = frozenset({".docx", ".xlsx", ".xls", ".ods", ".csv"})
@@ -80,18 +81,19 @@ def extension(filename: str) -> str:
 def automatic_reason(msg: ParsedMessage, our_addresses: frozenset[str]) -> str | None:
     """Why the message is machine-made (RFC 3834 and the usual vendor headers), or None."""
     h = msg.headers
+    address = address_of(msg)
     auto = h.get("auto-submitted", "").lower()
     checks = (
         (auto not in ("", "no"), f"Auto-Submitted: {auto}"),
         (h.get("precedence", "").lower() in ("bulk", "junk", "list", "auto_reply"), "Precedence"),
         ("list-id" in h, "List-Id"),
         (msg.return_path is not None and msg.return_path.strip() == "<>", "empty return path"),
-        (bool(ROBOT_SENDERS.match(msg.from_addr)), "robot sender"),
+        (bool(ROBOT_SENDERS.match(address)), "robot sender"),
         (msg.content_type == "multipart/report", "multipart/report"),
         (any(name in h for name in AUTOREPLY_HEADERS), "X-Autoreply"),
         (_exchange_auto_reply(msg), "Exchange auto-reply"),
-        (msg.from_addr in our_addresses, "our own address"),
-        (not msg.from_addr, "no sender address"),
+        (address in our_addresses, "our own address"),
+        (not address, "no sender address"),
     )
     return next((why for hit, why in checks if hit), None)
 
@@ -102,31 +104,10 @@ def _exchange_auto_reply(msg: ParsedMessage) -> bool:
     return bool(suppress) and bool(AUTOREPLY_SUBJECT.match(msg.subject))
 
 
-_AUTH_RESULT = re.compile(r"(dkim|dmarc)\s*=\s*pass\b", re.I)  # at the start of a resinfo
-_AUTH_COMMENT = re.compile(r"\([^()]*\)")
-_AUTH_PROPERTY = re.compile(r"\bheader\.(d|i|from)\s*=\s*\"?([^\s;\"]+)", re.I)
-
-
-def is_authenticated(msg: ParsedMessage, authserv_id: str) -> bool:
-    """True when OUR server's Authentication-Results says dkim/dmarc=pass for the From domain.
-
-    Comments are stripped first («dkim=fail (not dkim=pass)» is a fail), the result must
-    open its resinfo, and the pass must be for the sender's domain or a parent of it, so a
-    message signed by some other domain with a forged From: does not count.
-    """
-    results = msg.headers.get("authentication-results", "")
-    head, _, rest = _AUTH_COMMENT.sub(" ", results).partition(";")
-    domain = msg.from_addr.rpartition("@")[2].lower()
-    if not authserv_id or head.strip().lower() != authserv_id.lower() or not domain:
-        return False
-    for resinfo in rest.split(";"):
-        if _AUTH_RESULT.match(resinfo.strip()) is None:
-            continue
-        for _, value in _AUTH_PROPERTY.findall(resinfo):
-            signed = value.rpartition("@")[2].lower().rstrip(".")
-            if signed == domain or domain.endswith("." + signed):
-                return True
-    return False
+def statement_authenticated(msg: ParsedMessage, authserv_id: str) -> bool:
+    """A statement's mail: our server vouches for exactly the From domain (no parent/child)."""
+    sender = sender_of(msg, authserv_id)
+    return bool(sender.address) and authenticated_for(msg, authserv_id, sender.domain, exact=True)
 
 
 def classify(  # noqa: PLR0913 - routing facts, keyword-only; branch identity reworks this file
@@ -146,8 +127,9 @@ def classify(  # noqa: PLR0913 - routing facts, keyword-only; branch identity re
             return Classification(MessageKind.bounce, why)
         return Classification(MessageKind.automatic, why)
     statements = [a for a in msg.attachments if a.data.lstrip(b"\xef\xbb\xbf").startswith(b"1C")]
-    if statements and msg.from_addr in accountants:
-        if is_authenticated(msg, authserv_id):
+    sender = sender_of(msg, authserv_id)
+    if statements and sender.address in accountants:
+        if statement_authenticated(msg, authserv_id):
             return Classification(MessageKind.statement, "accountant, authenticated")
         return Classification(MessageKind.statement_unverified, "accountant, not authenticated")
     exts = {extension(a.filename) for a in msg.attachments}

@@ -12,10 +12,11 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.policy import EmailPolicy
-from email.utils import getaddresses, parseaddr
+from email.utils import getaddresses
 from functools import lru_cache
 
 from mailbot.invariant import InvariantError
+from mailbot.mail.identity import from_mailbox
 
 
 @lru_cache(maxsize=4096)
@@ -44,6 +45,7 @@ ZIP_MAX_MEMBERS = 20
 ZIP_MAX_MEMBER_BYTES = 20_000_000
 ZIP_MAX_RATIO = 200  # uncompressed/compressed: beyond this it is a bomb
 MAX_DEPTH = 20
+MAX_HEADER_FIELDS = 100  # the top of the header kept for mail.identity; ours is in the first few
 TAG_RE = re.compile(r"\[(EAN-\d{4}-\d{6})\]")
 TICKET_RE = re.compile(r"\[Обращение №\s*(\d{4}-\d{5}|\d+)\]")
 
@@ -70,6 +72,10 @@ class ParsedMessage:
     attachments: tuple[Attachment, ...]
     return_path: str | None = None
     defects: tuple[str, ...] = field(default_factory=tuple)
+    # What mail.identity reads: every From field's raw text, and the top of the header as
+    # (lower-case name, unfolded raw value) in order, for our Authentication-Results block.
+    from_headers: tuple[str, ...] = ()
+    header_fields: tuple[tuple[str, str], ...] = ()
 
     @property
     def application_tag(self) -> str | None:
@@ -110,25 +116,24 @@ def _clean(value: object) -> str:
     return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", text).strip()
 
 
-def _address(msg: Message, name: str) -> tuple[str, str]:
-    """(display name, lower-case address) of an address header, read from its RAW text.
+def _raw_values(msg: Message, name: str) -> tuple[str, ...]:
+    """Every raw value of the field `name`, in order, unfolded and undecoded."""
+    return tuple(
+        re.sub(r"\r?\n(?=[ \t])", "", str(v)) for k, v in msg.raw_items() if k.lower() == name
+    )
 
-    The address is taken before any RFC 2047 decoding, so an encoded display name holding
-    «evil@x\r\n» can never become the address a reply goes to; the name is decoded after.
-    """
-    raw = next((str(v) for k, v in msg.raw_items() if k.lower() == name.lower()), "")
-    raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    raw = re.sub(r"\r?\n[ \t]*", " ", raw)
-    angle = re.search(r"<([^<>\s@]+@[^<>\s@]+)>\s*$", raw)  # the angle address is the address
-    if angle is not None:
-        display, addr = raw[: angle.start()].strip().strip('"'), angle.group(1)
-    else:
-        display, addr = parseaddr(raw)
-    with contextlib.suppress(LookupError, ValueError, UnicodeDecodeError):
-        display = str(make_header(decode_header(display)))
-    addr = _clean(addr).lower()
-    # parseaddr also "reads" a group («Content-Type: text/plain») or a bare word: no mailbox
-    return _clean(display), addr if "@" in addr else ""
+
+def _header_fields(msg: Message) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (k.lower(), re.sub(r"\r?\n(?=[ \t])", "", str(v)))
+        for k, v in list(msg.raw_items())[:MAX_HEADER_FIELDS]
+    )
+
+
+def _address(msg: Message, name: str) -> tuple[str, str]:
+    """(display name, lower-case address) of an address header under the identity rule."""
+    display, addr = from_mailbox(_raw_values(msg, name.lower())[:1])
+    return _clean(display), _clean(addr)
 
 
 def _ids(value: str) -> tuple[str, ...]:
@@ -252,7 +257,8 @@ def parse_message(raw: bytes, *, headers_only: bool = False) -> ParsedMessage:
     msg = BytesParser(policy=POLICY).parsebytes(raw, headersonly=headers_only)
     if not isinstance(msg, EmailMessage):
         raise InvariantError("policy.default guarantees it")
-    name, addr = _address(msg, "From")
+    from_headers = _raw_values(msg, "from")
+    name, addr = from_mailbox(from_headers)
     reply_addr = _address(msg, "Reply-To")[1]
     attachments: list[Attachment] = []
     texts: list[str] = []
@@ -261,8 +267,8 @@ def parse_message(raw: bytes, *, headers_only: bool = False) -> ParsedMessage:
     return_path = msg.get("Return-Path")
     return ParsedMessage(
         message_id=(_ids(_header(msg, "Message-ID")) or ("",))[0],
-        from_addr=addr,
-        from_name=name,
+        from_addr=_clean(addr),
+        from_name=_clean(name),
         reply_to=reply_addr.lower(),
         subject=_header(msg, "Subject"),
         in_reply_to=(_ids(_header(msg, "In-Reply-To")) or ("",))[0],
@@ -273,6 +279,8 @@ def parse_message(raw: bytes, *, headers_only: bool = False) -> ParsedMessage:
         attachments=tuple(attachments),
         return_path=None if return_path is None else _clean(return_path),
         defects=tuple(type(d).__name__ for d in msg.defects),
+        from_headers=from_headers,
+        header_fields=_header_fields(msg),
     )
 
 

@@ -1,7 +1,9 @@
 """The outbox: every outgoing mail is a row before it is sent; the sender drains due rows.
 
-Rows are idempotent by `dedupe_key` (e.g. ``application:12:invoice``), carry a
-deterministic Message-ID, and are retried with backoff on transient failures.
+Rows are idempotent by `dedupe_key` (e.g. ``application:12:invoice``), carry a random
+Message-ID made when the row is inserted and stored with it (a retry, or a pass redone after
+a crash, finds the row and sends that same id), and are retried with backoff on transient
+failures.
 
 Delivery outcomes, and what the row ends as:
   * accepted (250)                       → `sent`, once.
@@ -32,7 +34,7 @@ from sqlmodel import Session, select
 from mailbot.crashpoints import crash_point
 from mailbot.invariant import InvariantError
 from mailbot.issuance.vault import Vault
-from mailbot.mail.render import SECRET_MASK, Mail, compose, message_id_for
+from mailbot.mail.render import SECRET_MASK, Mail, compose, new_message_id
 from mailbot.mail.transport import DeliveryError, DeliveryUnknown, Envelope, Transport
 from mailbot.storage.db import transaction
 from mailbot.storage.models import OutboxMessage, OutboxRecipient, OutboxStatus
@@ -88,7 +90,7 @@ def enqueue(
     ).first()
     if existing is not None:
         return existing
-    message_id = message_id_for(dedupe_key, sender.domain)
+    message_id = new_message_id(sender.domain)  # once per row; retries send the stored one
     body = compose(
         mail, message_id=message_id, from_addr=sender.address, from_name=sender.name, date=now
     )
@@ -99,6 +101,7 @@ def enqueue(
     row = OutboxMessage(
         dedupe_key=dedupe_key,
         message_id=message_id,
+        random_id=True,
         kind=kind,
         application_id=outgoing.application_id,
         inbound_id=outgoing.inbound_id,

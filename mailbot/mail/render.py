@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,10 +65,18 @@ def one_line(value: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", value).strip()
 
 
-def message_id_for(dedupe_key: str, domain: str) -> str:
-    """Deterministic Message-ID, so a retried send is recognisably the same mail."""
-    digest = hashlib.sha256(dedupe_key.encode()).hexdigest()[:32]
-    return f"<{digest}.mailbot@{domain}>"
+MESSAGE_ID_BITS = 128
+
+
+def new_message_id(domain: str) -> str:
+    """A fresh Message-ID with 128 random bits, so nobody can guess ours.
+
+    It names our mail in replies (References) and in delivery reports, which makes it a
+    proof of having seen the mail: it must not be derivable from anything public (issue 16
+    found sha256 of the dedupe key computed by a stranger). The outbox generates it once,
+    when the row is inserted, and stores it with the row; every retry sends that id.
+    """
+    return f"<{secrets.token_hex(MESSAGE_ID_BITS // 8)}.mailbot@{domain}>"
 
 
 REPLY_SUBJECT_KEEPS = 200  # characters of the original subject a reply repeats

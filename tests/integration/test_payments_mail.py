@@ -47,11 +47,11 @@ def statement_mail(
     msg["To"] = "info@example.test"
     msg["Subject"] = f"Выписка {number}"
     msg["Message-ID"] = f"<statement-{number}@bank.example.test>"
-    for line in results or []:
-        msg["Authentication-Results"] = line
     msg.set_content("Выписка во вложении.")
     msg.add_attachment(data, maintype="text", subtype="plain", filename="kl_to_1c.txt")
-    return msg.as_bytes()
+    # Our MTA prepends its Authentication-Results above everything the sender wrote.
+    top = "".join(f"Authentication-Results: {line}\n" for line in results or [])
+    return top.encode() + msg.as_bytes()
 
 
 def deliver(rt: Runtime, raw: bytes, key: str) -> None:

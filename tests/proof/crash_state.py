@@ -93,24 +93,33 @@ def end_state(site: Site) -> EndState:
                 (m.message_id, m.kind, m.status, str(m.acknowledged), str(m.attempts))
                 for m in s.exec(select(InboundMessage))
             ),
+            # Our Message-IDs are random (issue 16): a mail is named by its dedupe key, the
+            # same in every run of the play.
             outbox=sorted(
-                (o.message_id, o.kind, ",".join(o.recipients), o.status, o.subject) for o in outbox
+                (o.dedupe_key, o.kind, ",".join(o.recipients), o.status, o.subject) for o in outbox
             ),
             mailbox={},
             delivered=Counter(),
         )
     kinds = {o.message_id: o.kind for o in outbox}
+    keys = {o.message_id: o.dedupe_key for o in outbox}
     for suffix in ("", "-done", "-quarantine"):
         state.mailbox[suffix or "inbox"] = site.count(site.box + suffix)
-    state.delivered = take_delivered(site.stack, kinds)
+    state.delivered = take_delivered(site.stack, kinds, keys)
     return state
 
 
 _HEADERS = b"BODY[HEADER.FIELDS (MESSAGE-ID IN-REPLY-TO X-ORIGINAL-TO)]"
 
 
-def take_delivered(stack: MailStack, kinds: dict[str, str]) -> Counter[tuple[str, str, str, str]]:
-    """Every mail in the catch-all as (Message-ID, kind, To, In-Reply-To); then empty it."""
+def take_delivered(
+    stack: MailStack, kinds: dict[str, str], keys: dict[str, str] | None = None
+) -> Counter[tuple[str, str, str, str]]:
+    """Every mail in the catch-all as (Message-ID, kind, To, In-Reply-To); then empty it.
+
+    With `keys`, our own Message-IDs (random) are written as the rows' dedupe keys.
+    """
+    keys = keys or {}
     found: Counter[tuple[str, str, str, str]] = Counter()
     with stack.imap(CATCH) as c:
         c.select_folder("INBOX")
@@ -122,7 +131,8 @@ def take_delivered(stack: MailStack, kinds: dict[str, str]) -> Counter[tuple[str
                 head = _fields(bytes(item[_HEADERS]))
                 mid = head.get("message-id", "")
                 to = ",".join(sorted(a.strip() for a in head.get("x-original-to", "").split(",")))
-                found[(mid, kinds.get(mid, "?"), to, head.get("in-reply-to", ""))] += 1
+                irt = head.get("in-reply-to", "")
+                found[(keys.get(mid, mid), kinds.get(mid, "?"), to, keys.get(irt, irt))] += 1
         if uids:
             c.delete_messages(uids)
             c.expunge()

@@ -13,7 +13,8 @@ from email.parser import BytesParser
 
 import pytest
 
-from mailbot.mail.classify import MessageKind, classify, is_authenticated
+from mailbot.mail.classify import MessageKind, classify
+from mailbot.mail.identity import sender_of
 from mailbot.mail.message import ParsedMessage, parse_message
 
 OUR = "info@example.test"
@@ -175,8 +176,12 @@ def test_generator_covers_every_kind_with_distinct_senders() -> None:
 
 
 def _statement_mail(results: str, sender: str = "buh@client.example.test") -> ParsedMessage:
-    raw = f"From: {sender}\r\nAuthentication-Results: {results}\r\nSubject: s\r\n\r\nx\r\n"
+    raw = f"Authentication-Results: {results}\r\nFrom: {sender}\r\nSubject: s\r\n\r\nx\r\n"
     return parse_message(raw.encode())
+
+
+def is_authenticated(msg: ParsedMessage, authserv_id: str) -> bool:
+    return sender_of(msg, authserv_id).authenticated
 
 
 def test_only_our_servers_pass_for_the_senders_domain_authenticates_a_statement() -> None:

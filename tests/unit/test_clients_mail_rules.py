@@ -13,6 +13,7 @@ def _msg(subject: str, text: str, *, sender: str = "c@example.test") -> ParsedMe
     return ParsedMessage(
         message_id="<1@example.test>",
         from_addr=sender,
+        from_headers=(sender,),
         from_name="",
         reply_to="",
         subject=subject,
