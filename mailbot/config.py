@@ -103,6 +103,13 @@ class Limits:
     max_attempts: int = 5
     parse_seconds: float = 10.0
     parse_memory_mb: int = 512
+    max_header_block_bytes: int = 262_144  # see mailbot.mail.measure.HeaderLimits
+    max_header_bytes: int = 65_536
+    max_encoded_words: int = 200
+    max_headers: int = 1000
+
+
+_HEADER_LIMITS = ("max_header_block_bytes", "max_header_bytes", "max_encoded_words", "max_headers")
 
 
 @dataclass(frozen=True)
@@ -358,6 +365,7 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
         max_attempts=r.get(lim, "limits", "max_attempts", int, d.max_attempts),
         parse_seconds=r.get(lim, "limits", "parse_seconds", float, d.parse_seconds),
         parse_memory_mb=r.get(lim, "limits", "parse_memory_mb", int, d.parse_memory_mb),
+        **{k: r.get(lim, "limits", k, int, getattr(d, k)) for k in _HEADER_LIMITS},
     )
     pay = r.section("payments", required=False)
     accountants = r.get(pay, "payments", "accountants", list, [])

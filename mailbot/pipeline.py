@@ -33,14 +33,17 @@ from mailbot.handlers import (
     statements,
     subscriptions,
     support,
+    unreadable,
 )
 from mailbot.handlers.context import Context, Handler
 from mailbot.invariant import InvariantError
 from mailbot.mail.archive import read_raw, store_raw
 from mailbot.mail.classify import MessageKind, classify
 from mailbot.mail.intake.base import Intake, OversizedMessage, RawMessage
-from mailbot.mail.message import ParsedMessage, parse_message
+from mailbot.mail.measure import raw_facts
+from mailbot.mail.message import ParsedMessage
 from mailbot.mail.outbox import backoff
+from mailbot.mail.reading import Unreadable, read_message
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Application, InboundMessage, InboundStatus
@@ -129,7 +132,12 @@ def _archive(rt: Runtime, item: RawMessage | OversizedMessage) -> tuple[InboundM
     """
     data = item.headers if isinstance(item, OversizedMessage) else item.data
     sha, rel = store_raw(rt.settings.archive_dir, data)
-    head = parse_message(data, headers_only=True) if data else None  # before the write lock
+    # Before the write lock; bounded (measured, then parsed in the guarded worker). A header
+    # block we refuse to parse leaves only what the raw lines tell: process_one refuses it.
+    head = read_message(data, rt.settings.limits, headers_only=True) if data else None
+    if isinstance(head, Unreadable):
+        facts = raw_facts(data)
+        head = ParsedMessage(facts.message_id, facts.from_addr, "", "", "", "", (), {}, "", "", ())
     now = rt.clock()
     with transaction(rt.engine) as session:
         existing = inbound_by_key(session, item.key)
@@ -249,9 +257,12 @@ def _thread_app(session: Session, msg: ParsedMessage) -> Application | None:
 def process_one(session: Session, rt: Runtime, inbound: InboundMessage) -> str:
     """Classify one archived message and act on it; all writes in the caller's transaction."""
     raw = read_raw(rt.settings.archive_dir, inbound.archive_path)
-    msg = parse_message(raw)
-    outcome = _dispatch(session, rt, inbound, msg, raw)
-    inbound.status = InboundStatus.processed
+    msg = read_message(raw, rt.settings.limits)
+    if isinstance(msg, Unreadable):  # quarantined with the reason (and answered if we can)
+        outcome = unreadable.refuse(session, rt, inbound, raw, msg)
+    else:
+        outcome = _dispatch(session, rt, inbound, msg, raw)
+        inbound.status = InboundStatus.processed
     inbound.processed_at = rt.clock()
     inbound.lease_until, inbound.lease_owner = None, ""
     _settle(session, rt, inbound, "message_processed", kind=inbound.kind, outcome=outcome)
