@@ -1,0 +1,101 @@
+"""Issue 15, the inbound half: hostile mail through the real daemon (`mailbot run --once`,
+a subprocess), on SQLite and PostgreSQL. Each hostile message is followed by a valid
+application from another sender; the one run must answer every application, end every
+hostile message answered or quarantined, and exit 0.
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, col, select
+
+from mailbot.cli.demo import deliver_to_maildir
+from mailbot.storage.db import make_engine
+from mailbot.storage.models import InboundMessage, InboundStatus
+from tests.e2e.helpers import attachments, mailbot, outbox_mails
+from tests.e2e.hostile_mail import hostile_kinds
+from tests.proof.builders import INJECTED_HEADER, INJECTED_RCPT, application, sender
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture
+def site(workdir: Path, db_url: str) -> tuple[Path, dict[str, str]]:
+    env = {"MAILBOT_DATABASE_URL": db_url}
+    mailbot(workdir, "db", "upgrade", env=env)
+    return workdir, env
+
+
+def _inbound(db_url: str) -> list[InboundMessage]:
+    engine = make_engine(db_url)
+    try:
+        with Session(engine) as s:
+            return list(s.exec(select(InboundMessage).order_by(col(InboundMessage.id))))
+    finally:
+        engine.dispose()
+
+
+def _to(mail: EmailMessage) -> list[str]:
+    return [a.addr_spec.lower() for a in mail["To"].addresses]
+
+
+def test_hostile_mail_never_stops_the_daemon_and_the_application_after_each_is_answered(
+    site: tuple[Path, dict[str, str]], db_url: str
+) -> None:
+    workdir, env = site
+    inbox = workdir / "var/mail/inbox"
+    kinds = hostile_kinds()
+    valid = [sender(f"after-{h.name}") for h in kinds]
+    for h, after in zip(kinds, valid, strict=True):
+        deliver_to_maildir(inbox, h.build())
+        deliver_to_maildir(inbox, application(after))
+
+    out = mailbot(workdir, "run", "--once", env=env).stdout
+    assert f"received {2 * len(kinds)}, processed {2 * len(kinds)}" in out
+
+    mails = outbox_mails(workdir)
+    by_rcpt: dict[str, list[EmailMessage]] = {}
+    for m in mails:
+        for rcpt in _to(m):
+            by_rcpt.setdefault(rcpt, []).append(m)
+    for after in valid:  # every application after a hostile message got its invoice
+        [invoice] = by_rcpt.get(after, [])
+        assert any(name.endswith(".pdf") for name in attachments(invoice)), after
+    rows = {r.from_addr: r for r in _inbound(db_url)}
+    for h in kinds:
+        row = rows[h.sender]
+        assert row.status in (InboundStatus.processed, InboundStatus.quarantined), h.name
+        assert (row.status == InboundStatus.quarantined) == h.quarantined, (h.name, row.reason)
+        [answer] = by_rcpt.get(h.sender, [])  # each hostile sender is told, once
+        text = answer.get_body(("plain",))
+        assert text is not None and "Здравствуйте" in str(text.get_content()), h.name
+        if h.quarantined:
+            assert row.kind == "unreadable" and "not parsed" in row.last_error, h.name
+            assert str(answer["Subject"]) == "Ваше письмо не удалось прочитать"
+    reasons = sorted((workdir / "var/mail/inbox/.quarantine/cur").glob("*.reason"))
+    assert len(reasons) == sum(h.quarantined for h in kinds)
+    assert all("(not parsed)" in p.read_text() for p in reasons)
+    for m in mails:  # nothing injected reached any reply
+        assert INJECTED_HEADER not in m and "Bcc" not in m
+        assert INJECTED_RCPT not in str(m["To"])
+        raw_head = m.as_bytes().split(b"\n\n", 1)[0]
+        assert b"\x00" not in raw_head
+
+
+def test_a_refused_message_without_a_readable_sender_is_quarantined_unanswered(
+    site: tuple[Path, dict[str, str]], db_url: str
+) -> None:
+    workdir, env = site
+    inbox = workdir / "var/mail/inbox"
+    words = " ".join(["=?utf-8?q?x?="] * 1000)
+    deliver_to_maildir(inbox, f"From: {words}\r\nSubject: x\r\n\r\nbody\r\n".encode())
+    deliver_to_maildir(inbox, application(sender("after-nosender")))
+    assert "received 2, processed 2" in mailbot(workdir, "run", "--once", env=env).stdout
+    [first, second] = _inbound(db_url)
+    assert (first.status, first.kind, first.from_addr) == ("quarantined", "unreadable", "")
+    assert "encoded words" in first.last_error
+    assert second.status == "processed"
+    assert [_to(m)[0] for m in outbox_mails(workdir)] == [sender("after-nosender")]
