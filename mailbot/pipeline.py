@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 
 from mailbot.crashpoints import crash_point
 from mailbot.forms import blank_form_attachments
+from mailbot.guard import GuardedParseError
 from mailbot.handlers import (
     applications,
     contacts,
@@ -43,7 +44,7 @@ from mailbot.mail.intake.base import Intake, OversizedMessage, RawMessage
 from mailbot.mail.measure import raw_facts
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.outbox import backoff
-from mailbot.mail.reading import Unreadable, read_message
+from mailbot.mail.reading import Unreadable, read_message, unread_message
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Application, InboundMessage, InboundStatus
@@ -132,12 +133,7 @@ def _archive(rt: Runtime, item: RawMessage | OversizedMessage) -> tuple[InboundM
     """
     data = item.headers if isinstance(item, OversizedMessage) else item.data
     sha, rel = store_raw(rt.settings.archive_dir, data)
-    # Before the write lock; bounded (measured, then parsed in the guarded worker). A header
-    # block we refuse to parse leaves only what the raw lines tell: process_one refuses it.
-    head = read_message(data, rt.settings.limits, headers_only=True) if data else None
-    if isinstance(head, Unreadable):
-        facts = raw_facts(data)
-        head = ParsedMessage(facts.message_id, facts.from_addr, "", "", "", "", (), {}, "", "", ())
+    head = _head(rt, data) if data else None  # before the write lock
     now = rt.clock()
     with transaction(rt.engine) as session:
         existing = inbound_by_key(session, item.key)
@@ -179,6 +175,18 @@ def _archive(rt: Runtime, item: RawMessage | OversizedMessage) -> tuple[InboundM
         duplicate=twin is not None,
     )
     return row, True
+
+
+def _head(rt: Runtime, data: bytes) -> ParsedMessage:
+    """The header facts for the inbound row, read with bounded work (measured, then parsed in
+    the guarded worker). A header block we refuse to parse, or one the parser fails on,
+    leaves what the raw lines tell; process_one then refuses or retries the message."""
+    try:
+        head = read_message(data, rt.settings.limits, headers_only=True)
+    except GuardedParseError as exc:  # never stops the intake: the message is still archived
+        log.error("message_head_unparsed", error=str(exc).strip().splitlines()[-1][:500])
+        head = None
+    return head if isinstance(head, ParsedMessage) else unread_message(raw_facts(data))
 
 
 def process_pending(rt: Runtime, stop: Callable[[], bool] = lambda: False) -> int:

@@ -12,8 +12,7 @@ from sqlmodel import Session
 
 from mailbot.handlers.replies import reply
 from mailbot.mail.measure import raw_facts
-from mailbot.mail.message import ParsedMessage
-from mailbot.mail.reading import Unreadable
+from mailbot.mail.reading import Unreadable, unread_message
 from mailbot.mail.render import render_body
 from mailbot.runtime import Runtime
 from mailbot.storage.models import InboundMessage, InboundStatus
@@ -32,19 +31,7 @@ def refuse(
     log.warning("message_unreadable", reason=why.reason, sender=facts.from_addr)
     if not facts.from_addr or facts.automatic or facts.from_addr in rt.our_addresses:
         return f"quarantined: {why.reason}"
-    msg = ParsedMessage(
-        message_id=facts.message_id,
-        from_addr=facts.from_addr,
-        from_name="",
-        reply_to="",
-        subject="",
-        in_reply_to="",
-        references=(),
-        headers={},
-        content_type="",
-        text="",
-        attachments=(),
-    )
+    msg = unread_message(facts)
     text = render_body(
         rt.env,
         "unreadable",

@@ -16,7 +16,7 @@ from email.utils import getaddresses, parseaddr
 from functools import lru_cache
 
 from mailbot.invariant import InvariantError
-from mailbot.parsers.problems import ParseResult
+from mailbot.parsers.problems import Location, ParseResult, Problem, ProblemCode
 
 
 @lru_cache(maxsize=4096)
@@ -290,8 +290,15 @@ def parse_message(raw: bytes, *, headers_only: bool = False) -> ParsedMessage:
 
 def parse_result(raw: bytes, *, headers_only: bool = False) -> ParseResult[ParsedMessage]:
     """`parse_message` as a guarded parse (mailbot.guard): module-level, so it pickles to
-    the parse worker with its bytes, and a ParseResult, as the worker answers."""
-    return ParseResult(parse_message(raw, headers_only=headers_only), [])
+    the parse worker with its bytes, and a ParseResult, as the worker answers.
+
+    The stdlib's address and comment readers recurse once per «(» or «<»: a header of
+    thousands of them is a message we cannot read (file_damaged), not a bug of ours.
+    """
+    try:
+        return ParseResult(parse_message(raw, headers_only=headers_only), [])
+    except RecursionError:
+        return ParseResult(None, [Problem(ProblemCode.file_damaged, Location(file="message"))])
 
 
 def recipients_of(raw_to: str) -> list[str]:

@@ -15,7 +15,7 @@ from functools import partial
 
 from mailbot.config import Limits
 from mailbot.guard import Budget, guarded
-from mailbot.mail.measure import Excess, HeaderExcess, HeaderLimits, measure_headers
+from mailbot.mail.measure import Excess, HeaderExcess, HeaderLimits, RawFacts, measure_headers
 from mailbot.mail.message import ParsedMessage, parse_result
 from mailbot.parsers.problems import Location, ProblemCode
 
@@ -24,7 +24,7 @@ from mailbot.parsers.problems import Location, ProblemCode
 class Unreadable:
     """Why a message was not read: `problem` picks the sentence of mail/unreadable.txt.j2."""
 
-    problem: str  # Excess value, or "time" / "memory" (the parse worker's verdict)
+    problem: str  # Excess value, or "damaged" / "time" / "memory" (the parse worker's verdict)
     reason: str  # one English line: logs, the inbound row, the quarantine folder
     params: dict[str, str]
 
@@ -61,6 +61,8 @@ def read_message(
         return result.value
     problem = next(iter(result.problems), None)
     reason = problem.params.get("reason", "") if problem is not None else ""
+    if problem is not None and problem.code == ProblemCode.file_damaged:
+        return Unreadable("damaged", "the mail parser gave up (structure nested too deep)", {})
     if problem is not None and problem.code == ProblemCode.file_too_complex and reason == "time":
         return Unreadable(
             "time",
@@ -71,6 +73,23 @@ def read_message(
         "memory",
         f"parse went over its {lim.parse_memory_mb} MB memory cap (or crashed)",
         {"memory_mb": str(lim.parse_memory_mb)},
+    )
+
+
+def unread_message(facts: RawFacts) -> ParsedMessage:
+    """A message we did not parse, as the little its raw lines tell (sender, Message-ID)."""
+    return ParsedMessage(
+        message_id=facts.message_id,
+        from_addr=facts.from_addr,
+        from_name="",
+        reply_to="",
+        subject="",
+        in_reply_to="",
+        references=(),
+        headers={},
+        content_type="",
+        text="",
+        attachments=(),
     )
 
 
