@@ -60,15 +60,22 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def _rss(pids: list[int]) -> int:
-    total = 0
+def _memory(pids: list[int]) -> tuple[int, int]:
+    """(sum of RSS, sum of PSS) of `pids`: RSS counts the pages the forked parse worker
+    shares with the daemon twice, PSS splits them (the machine's real cost)."""
+    rss = pss = 0
     for p in pids:
         try:
             with open(f"/proc/{p}/statm", "rb") as f:
-                total += int(f.read().split()[1]) * PAGE
+                rss += int(f.read().split()[1]) * PAGE
+            with open(f"/proc/{p}/smaps_rollup", "rb") as f:
+                for line in f:
+                    if line.startswith(b"Pss:"):
+                        pss += int(line.split()[1]) * 1024
+                        break
         except (OSError, IndexError, ValueError):
             continue
-    return total
+    return rss, pss
 
 
 class Sampler(threading.Thread):
@@ -76,11 +83,12 @@ class Sampler(threading.Thread):
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
-        self.pid, self.peak, self.done = pid, 0, threading.Event()
+        self.pid, self.peak, self.peak_pss, self.done = pid, 0, 0, threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(0.01):  # sampling period, not synchronisation
-            self.peak = max(self.peak, _rss(_tree(self.pid)))
+            rss, pss = _memory(_tree(self.pid))
+            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
 
 
 def _database(tmp: Path, *, pg: bool) -> tuple[str, str | None]:
@@ -142,6 +150,7 @@ def one_run(hostile: Hostile | None, *, pg: bool) -> dict[str, object]:
                 "exit": proc.returncode,
                 "wall_s": wall,
                 "tree_peak_mb": sampler.peak / MB,
+                "tree_pss_mb": sampler.peak_pss / MB,
                 "maxrss_mb": usage.ru_maxrss / 1024,
                 "durations": _durations(site / "run.log"),
                 "rows": _rows(url),
@@ -186,8 +195,8 @@ def main() -> None:
     kinds = [h for h in hostile_kinds() if not args.only or h.name == args.only]
     base = one_run(None, pg=args.pg)
     head = (
-        f"{'kind':<22} {'exit':>4} {'run s':>6} {'Δ run s':>7} {'msg s':>6} {'tree MB':>8} "
-        f"{'maxrss MB':>9}  outcome"
+        f"{'kind':<22} {'exit':>4} {'run s':>6} {'Δ run s':>7} {'msg s':>6} {'RSS MB':>7} "
+        f"{'PSS MB':>7} {'maxrss MB':>9}  outcome"
     )
     print(head)
     print("-" * len(head))
@@ -199,7 +208,8 @@ def main() -> None:
         assert isinstance(wall, float) and isinstance(floor, float)
         print(
             f"{name:<22} {r['exit']:>4} {wall:>6.2f} {wall - floor:>+7.2f} {msg_s:>6.2f} "
-            f"{r['tree_peak_mb']:>8.0f} {r['maxrss_mb']:>9.0f}  {' | '.join(rows)}"
+            f"{r['tree_peak_mb']:>7.0f} {r['tree_pss_mb']:>7.0f} {r['maxrss_mb']:>9.0f}  "
+            f"{' | '.join(rows)}"
         )
 
     durations = base["durations"]
@@ -212,8 +222,9 @@ def main() -> None:
         line(h.name, r, (d or [0.0])[0] / 1000)
     print("run s: the whole `run --once`, start-up included; Δ run s: minus the normal-alone run")
     print("(what the hostile message added); msg s: the first message's processing (its")
-    print("message_processed duration_ms); tree MB: peak of the sampled sum of daemon + parse")
-    print("worker RSS; maxrss MB: the largest single process of the run (wait4).")
+    print("message_processed duration_ms); RSS MB / PSS MB: peaks of the sampled sums over the")
+    print("daemon's process tree (daemon + parse worker; RSS counts shared pages once per")
+    print("process, PSS splits them); maxrss MB: the largest single process of the run (wait4).")
 
 
 if __name__ == "__main__":
