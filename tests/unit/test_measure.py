@@ -11,6 +11,7 @@ from email.parser import BytesParser
 
 import pytest
 
+from mailbot import guard
 from mailbot.config import Limits
 from mailbot.mail import message
 from mailbot.mail.measure import (
@@ -199,12 +200,26 @@ def test_all_zips_of_a_message_unpack_to_at_most_the_total_budget() -> None:
     assert sum(len(a.data) for a in unpacked) <= message.ZIP_MAX_TOTAL_BYTES
 
 
-def test_a_parse_over_its_memory_cap_is_unreadable_and_the_worker_goes_on() -> None:
-    """The worker runs under RLIMIT_AS: a parse that allocates past it is a verdict."""
+def _hog(raw: bytes, *, headers_only: bool = False) -> object:
+    """A parse that wants 4 GB: far past any cap, whatever free heap the worker inherited."""
+    return bytearray(4 << 30)
+
+
+def test_a_parse_over_its_memory_cap_is_unreadable_and_the_worker_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker runs under RLIMIT_AS: a parse that allocates past it is a verdict.
+
+    Workers are forked after the patch (they run the hog) and after the undo (they parse).
+    """
     lim = Limits(parse_memory_mb=48)
-    verdict = read_message(zips_mail(6, 19_000_000), lim)
+    monkeypatch.setattr(message, "parse_message", _hog)
+    guard.stop_worker()  # the next parse forks a worker that has the patch
+    verdict = read_message(NORMAL, lim)
     assert isinstance(verdict, Unreadable)
     assert verdict.problem == "memory"
     assert "48 MB" in verdict.reason
-    after = read_message(NORMAL, lim)  # a fresh worker answers the next message
+    monkeypatch.undo()
+    guard.stop_worker()
+    after = read_message(NORMAL, lim)
     assert not isinstance(after, Unreadable) and after.from_addr == "ivan@example.test"
