@@ -28,17 +28,23 @@ class Hostile:
     quarantined: bool  # refused unparsed (and answered), or read and answered normally
 
 
+def message_id(frm: str) -> str:
+    return f"<hostile.{frm.replace('@', '.')}>"
+
+
 def _head(frm: str, *extra: str, subject: str = "Заявка") -> str:
     lines = [f"From: {frm}", f"To: {INFO}", f"Date: {DATE}", *extra]
     if not any(x.lower().startswith("subject:") for x in extra):
         lines.append(f"Subject: {subject}")
+    if not any(x.lower().startswith("message-id:") for x in extra):
+        lines.append(f"Message-ID: {message_id(frm)}")
     return "".join(f"{x}\r\n" for x in lines)
 
 
 def encoded_subject(frm: str) -> bytes:
     """A Subject of 2 MB of RFC 2047 encoded words (the stdlib parser is quadratic in them)."""
     words = " ".join([WORD] * (2 * 1024 * 1024 // (len(WORD) + 1)))
-    return (_head(frm, f"Message-ID: <enc@{frm.split('@')[1]}>", f"Subject: {words}")
+    return (_head(frm, f"Subject: {words}")
             + "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nтекст\r\n"
             ).encode()  # fmt: skip
 
@@ -69,6 +75,7 @@ def zip_member(size: int = ZIP_UNPACKED) -> bytes:
 def hundred_zips(frm: str) -> bytes:
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"], msg["Date"] = frm, INFO, "Заявка в архивах", DATE
+    msg["Message-ID"] = message_id(frm)
     msg.set_content("Здравствуйте! Файлы в архивах.")
     packed = zip_member()
     for i in range(100):
@@ -107,7 +114,7 @@ def crlf_injection(frm: str) -> bytes:
     ).encode()
 
 
-def hostile_kinds() -> list[Hostile]:
+def hostile_kinds(make_sender: Callable[[str], str] = sender) -> list[Hostile]:
     kinds: list[tuple[str, Callable[[str], bytes], bool]] = [
         ("encoded-subject-2mb", encoded_subject, True),
         ("received-30000", many_received, True),
@@ -118,7 +125,10 @@ def hostile_kinds() -> list[Hostile]:
     ]
     return [
         Hostile(
-            name, sender(f"hostile-{name}"), lambda b=build, n=name: b(sender(f"hostile-{n}")), q
+            name,
+            make_sender(f"hostile-{name}"),
+            lambda b=build, n=name: b(make_sender(f"hostile-{n}")),
+            q,
         )
         for name, build, q in kinds
     ]

@@ -1,12 +1,17 @@
-"""Issue 15, the inbound half: hostile mail through the real daemon (`mailbot run --once`,
-a subprocess), on SQLite and PostgreSQL. Each hostile message is followed by a valid
-application from another sender; the one run must answer every application, end every
-hostile message answered or quarantined, and exit 0.
+"""Issue 15, the inbound half: hostile mail through the real daemon, on SQLite and PostgreSQL.
+
+Each hostile message is followed by a valid application from another sender; the daemon must
+answer every application in the same run, end every hostile message answered or quarantined,
+and go on. Once with the embedded Maildir and `mailbot run --once` (a subprocess), once with
+real Dovecot IMAP + SMTP and the long-running `mailbot run`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
@@ -16,7 +21,9 @@ from mailbot.cli.demo import deliver_to_maildir
 from mailbot.storage.db import make_engine
 from mailbot.storage.models import InboundMessage, InboundStatus
 from tests.e2e.helpers import attachments, mailbot, outbox_mails
-from tests.e2e.hostile_mail import hostile_kinds
+from tests.e2e.hostile_mail import hostile_kinds, message_id
+from tests.e2e.test_mail_edge import CATCH, INFO, Site, folder_count, replies_to, wait_until
+from tests.mailstack import MailStack
 from tests.proof.builders import INJECTED_HEADER, INJECTED_RCPT, application, sender
 
 pytestmark = pytest.mark.timeout(600)
@@ -99,3 +106,40 @@ def test_a_refused_message_without_a_readable_sender_is_quarantined_unanswered(
     assert "encoded words" in first.last_error
     assert second.status == "processed"
     assert [_to(m)[0] for m in outbox_mails(workdir)] == [sender("after-nosender")]
+
+
+@pytest.mark.mail
+def test_hostile_mail_over_imap_to_the_long_running_daemon(
+    tmp_path: Path, mailstack_factory: Callable[..., MailStack], db_url: str
+) -> None:
+    """The same mails appended to Dovecot while `mailbot run` idles; replies read over IMAP."""
+    stack = mailstack_factory(catchall=CATCH)
+    site = Site(tmp_path / "imap-site", stack, "hostile")
+    site.db_url, site.env["MAILBOT_DATABASE_URL"] = db_url, db_url
+    kinds = hostile_kinds()
+    apps = [application(sender(f"imap-after-{h.name}")) for h in kinds]
+    site.start()
+    try:
+        wait_until("daemon idling", lambda: "imap_idle_started" in site.log(), site)
+        for h, app in zip(kinds, apps, strict=True):
+            stack.append(INFO, h.build(), site.mailbox)
+            stack.append(INFO, app, site.mailbox)
+        for h, app in zip(kinds, apps, strict=True):
+            mid = str(BytesParser(policy=policy.default).parsebytes(app)["Message-ID"])
+            [invoice, *_] = wait_until(
+                f"invoice after {h.name}", lambda m=mid: replies_to(stack, m), site, 120
+            )
+            assert any(a.get_filename().endswith(".pdf") for a in invoice.iter_attachments())
+            [answer, *_] = wait_until(
+                f"answer to {h.name}", lambda s=h.sender: replies_to(stack, message_id(s)), site, 60
+            )
+            assert answer["Auto-Submitted"] == "auto-replied"
+        total = 2 * len(kinds)
+        moved = ("hostile-done", "hostile-quarantine")
+        wait_until(
+            "all moved out", lambda: sum(folder_count(stack, f) for f in moved) == total, site, 60
+        )
+        assert folder_count(stack, "hostile-quarantine") == sum(h.quarantined for h in kinds)
+        assert site.proc is not None and site.proc.poll() is None  # still running
+    finally:
+        assert site.stop() == 0

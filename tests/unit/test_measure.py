@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import select
 import time
 import zipfile
 from email import policy
@@ -222,4 +223,24 @@ def test_a_parse_over_its_memory_cap_is_unreadable_and_the_worker_goes_on(
     monkeypatch.undo()
     guard.stop_worker()
     after = read_message(NORMAL, lim)
+    assert not isinstance(after, Unreadable) and after.from_addr == "ivan@example.test"
+
+
+def _stuck(raw: bytes, *, headers_only: bool = False) -> object:
+    """A parse that never ends (blocked, not spinning: the machine is shared)."""
+    select.select([], [], [])
+    return None
+
+
+def test_a_parse_past_its_deadline_is_unreadable_and_the_worker_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lim = Limits(parse_seconds=0.5)
+    monkeypatch.setattr(message, "parse_message", _stuck)
+    guard.stop_worker()
+    verdict = read_message(NORMAL, lim)
+    assert isinstance(verdict, Unreadable)
+    assert (verdict.problem, verdict.params) == ("time", {"seconds": "0.5"})
+    monkeypatch.undo()
+    after = read_message(NORMAL, lim)  # the killed worker's successor parses
     assert not isinstance(after, Unreadable) and after.from_addr == "ivan@example.test"
