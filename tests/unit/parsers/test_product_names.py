@@ -97,6 +97,23 @@ def test_names_are_limited_in_characters_and_octets(
         assert all(len(line.encode()) <= MAX_LINE_OCTETS for line in text.splitlines())
 
 
+def _composed(text: str) -> bytes:
+    return compose(
+        Mail(to=("a@example.test",), subject="Штрихкоды", text=text),
+        message_id="<1.mailbot@example.test>",
+        from_addr="info@example.test",
+        from_name="Штрихкоды",
+        date=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def _stays_8bit_with_the_mask(body: bytes) -> None:
+    assert SECRET_MASK.encode() in body  # the mask is found: the password can be sealed in
+    mail = BytesParser(policy=policy.default).parsebytes(body)
+    assert mail["Content-Transfer-Encoding"] == "8bit"
+    assert all(len(line) <= MAX_LINE_OCTETS for line in body.splitlines())
+
+
 def issued_text(names: list[str]) -> str:
     codes = [SimpleNamespace(ean=f"46000000{i:05d}", name=n) for i, n in enumerate(names)]
     service = SimpleNamespace(name="Штрихкоды", email="info@example.test", phone="")
@@ -124,15 +141,24 @@ def issued_text(names: list[str]) -> str:
     ],
 )
 def test_no_name_pushes_the_credentials_part_out_of_8bit(name: str) -> None:
-    text = issued_text([name] * 25)
-    body = compose(
-        Mail(to=("a@example.test",), subject="Штрихкоды", text=text),
-        message_id="<1.mailbot@example.test>",
-        from_addr="info@example.test",
-        from_name="Штрихкоды",
-        date=datetime(2026, 1, 1, tzinfo=UTC),
+    _stays_8bit_with_the_mask(_composed(issued_text([name] * 25)))
+
+
+@pytest.mark.parametrize(
+    "org_name",
+    [
+        "Я" * 500,  # the longest full name the application form accepts
+        EMOJI * 500,
+        "ООО «" + "Ромашка " * 60 + "»",
+        "Я" * 300 + "\u2028" + "Я" * 300,  # a line separator inside: still one SMTP line
+    ],
+)
+def test_no_organisation_name_pushes_the_password_reset_out_of_8bit(org_name: str) -> None:
+    client = SimpleNamespace(org_name=org_name, inn="7707083893", login="7707083893")
+    service = SimpleNamespace(name="Штрихкоды", email="info@example.test", phone="")
+    text = render_body(
+        make_env(),
+        "password_reset",
+        {"client": client, "password_mask": SECRET_MASK, "service": service},
     )
-    assert SECRET_MASK.encode() in body  # the mask is found: the password can be sealed in
-    mail = BytesParser(policy=policy.default).parsebytes(body)
-    assert mail["Content-Transfer-Encoding"] == "8bit"
-    assert all(len(line) <= MAX_LINE_OCTETS for line in body.splitlines())
+    _stays_8bit_with_the_mask(_composed(text))
