@@ -20,11 +20,12 @@ from sqlmodel import Session, col, select
 from mailbot.cli.demo import deliver_to_maildir
 from mailbot.storage.db import make_engine
 from mailbot.storage.models import InboundMessage, InboundStatus
-from tests.e2e.helpers import attachments, mailbot, outbox_mails
+from tests.e2e.helpers import attachments, body, mailbot, outbox_mails
 from tests.e2e.hostile_mail import hostile_kinds, message_id
 from tests.e2e.test_mail_edge import CATCH, INFO, Site, folder_count, replies_to, wait_until
+from tests.fixtures import forms_builders as fb
 from tests.mailstack import MailStack
-from tests.proof.builders import INJECTED_HEADER, INJECTED_RCPT, application, sender
+from tests.proof.builders import INJECTED_HEADER, INJECTED_RCPT, application, attach, sender
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -143,3 +144,39 @@ def test_hostile_mail_over_imap_to_the_long_running_daemon(
         assert site.proc is not None and site.proc.poll() is None  # still running
     finally:
         assert site.stop() == 0
+
+
+def _with_products_csv(frm: str, names: list[str]) -> bytes:
+    rows = fb.product_rows(len(names))
+    for row, name in zip(rows, names, strict=True):
+        row[1] = name
+    values = {**fb.VALID_ORG, "Количество штрихкодов": str(len(names))}
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = frm, "info@example.test", "Заявка на штрихкоды"
+    msg.set_content("Здравствуйте! Заявление и перечень во вложении.")
+    attach(msg, fb.application_docx(values), "Заявление.docx")
+    data = fb.csv_bytes([fb.PRODUCT_HEADER, *rows], encoding="utf-8", bom=True)
+    attach(msg, data, "Перечень.csv", "text/csv")
+    return bytes(msg)
+
+
+def test_a_control_character_or_an_overlong_name_is_a_problem_the_applicant_is_told(
+    site: tuple[Path, dict[str, str]], db_url: str
+) -> None:
+    workdir, env = site
+    inbox = workdir / "var/mail/inbox"
+    control, emoji, fine = sender("name-control"), sender("name-emoji"), sender("name-fine")
+    deliver_to_maildir(inbox, _with_products_csv(control, ["Печенье", "Пече\x01нье 2"]))
+    deliver_to_maildir(inbox, _with_products_csv(emoji, ["Печенье", "\U0001f36a" * 250]))
+    deliver_to_maildir(inbox, _with_products_csv(fine, ["Печенье", "\U0001f36a" * 100]))
+    assert "received 3, processed 3" in mailbot(workdir, "run", "--once", env=env).stdout
+    replies = {_to(m)[0]: m for m in outbox_mails(workdir)}
+    told = {a: " ".join(body(replies[a]).split()) for a in (control, emoji)}
+    assert (
+        "Строка 3, столбец «Наименование продукции»: в тексте «Пече[U+0001]нье 2»" in told[control]
+    )
+    assert "управляющий символ U+0001" in told[control]
+    assert "Строка 3, столбец «Наименование продукции»: наименование длиннее 255" in told[emoji]
+    assert "Эмодзи" in told[emoji]
+    assert any(n.endswith(".pdf") for n in attachments(replies[fine]))  # 100 emoji: invoiced
+    assert [r.status for r in _inbound(db_url)] == ["processed"] * 3
