@@ -9,6 +9,7 @@ import zipfile
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from types import SimpleNamespace
 
 import pytest
 
@@ -24,6 +25,7 @@ from mailbot.mail.measure import (
 )
 from mailbot.mail.message import parse_message
 from mailbot.mail.reading import Unreadable, read_message
+from mailbot.mail.render import make_env, render_body
 
 LIMITS = HeaderLimits()
 WORD = "=?utf-8?b?0J/RgNC40LLQtdGC?="
@@ -244,3 +246,38 @@ def test_a_parse_past_its_deadline_is_unreadable_and_the_worker_is_replaced(
     monkeypatch.undo()
     after = read_message(NORMAL, lim)  # the killed worker's successor parses
     assert not isinstance(after, Unreadable) and after.from_addr == "ivan@example.test"
+
+
+@pytest.mark.parametrize(
+    ("raw_or_why", "sentence"),
+    [
+        (
+            mail(*[f"X-H{i}: " + "v" * 60_000 for i in range(5)]),
+            "заголовки письма занимают больше 256 КБ",
+        ),
+        (mail("X-Big: " + "a" * 70_000), "заголовок «x-big» длиннее 64 КБ"),
+        (
+            mail(f"Subject: {' '.join([WORD] * 201)}"),
+            "заголовок «subject» состоит из слишком многих",
+        ),
+        (mail(*[f"R: {i}" for i in range(1001)]), "в письме больше 1000 заголовков"),
+        (mail("From: " + "(" * 60_000), "оно повреждено или устроено слишком сложно"),
+        (Unreadable("time", "", {"seconds": "10"}), "его разбор не уложился в 10 с"),
+        (
+            Unreadable("memory", "", {"memory_mb": "512"}),
+            "для его разбора не хватило отведённой памяти (512 МБ)",
+        ),
+    ],
+)
+def test_every_refusal_has_its_russian_sentence(
+    raw_or_why: bytes | Unreadable, sentence: str
+) -> None:
+    why = raw_or_why if isinstance(raw_or_why, Unreadable) else read_message(raw_or_why, Limits())
+    assert isinstance(why, Unreadable)
+    service = SimpleNamespace(name="Штрихкоды", email="info@example.test", phone="")
+    text = render_body(
+        make_env(), "unreadable", {"problem": why.problem, **why.params, "service": service}
+    )
+    assert sentence in " ".join(text.split())
+    assert "Пришлите, пожалуйста, заявление (.docx)" in " ".join(text.split())
+    assert ":\n" + sentence.split()[0] in text and ".\n\nТак бывает" in text
