@@ -7,10 +7,12 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
-from mailbot import pipeline
+from mailbot import guard, pipeline
+from mailbot.billing.payments import import_statement
 from mailbot.guard import GuardedParseError
 from mailbot.mail import reading
 from mailbot.mail.intake.base import RawMessage
+from mailbot.parsers import bank_statement_1c
 from mailbot.runtime import Runtime
 from mailbot.storage.models import InboundMessage, OutboxMessage
 
@@ -88,3 +90,23 @@ def test_a_parser_bug_while_archiving_never_stops_the_intake(
     [after] = _rows(rt, InboundMessage)
     assert (after.status, after.attempts) == ("failed", 1)
     assert "boom" in after.last_error
+
+
+def _hog(data: bytes, *, our_accounts: object = ()) -> object:
+    return bytearray(4 << 30)
+
+
+def test_a_statement_past_the_memory_cap_is_an_error_not_a_dead_daemon(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bank statements are parsed in the guarded worker too (a spoofed accountant mail)."""
+    monkeypatch.setattr(bank_statement_1c, "parse_statement", _hog)
+    guard.stop_worker()  # the next parse forks a worker that has the patch
+    try:
+        with Session(rt.engine) as session:
+            summary = import_statement(session, rt, b"1CClientBankExchange\r\n", source="x.txt")
+    finally:
+        monkeypatch.undo()
+        guard.stop_worker()
+    assert summary.error == "the statement could not be read within the parse limits (memory)"
+    assert summary.outcomes == ()
