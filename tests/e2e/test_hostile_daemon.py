@@ -83,6 +83,10 @@ def test_hostile_mail_never_stops_the_daemon_and_the_application_after_each_is_a
         if h.quarantined:
             assert row.kind == "unreadable" and "not parsed" in row.last_error, h.name
             assert str(answer["Subject"]) == "Ваше письмо не удалось прочитать"
+    for h in kinds:  # the operator looks at a quarantined bomb: bounded like the daemon
+        if h.quarantined:
+            shown = mailbot(workdir, "quarantine", "show", rows[h.sender].correlation_id, env=env)
+            assert "not parsed: " in shown.stdout and "(not parsed)" in shown.stdout
     reasons = sorted((workdir / "var/mail/inbox/.quarantine/cur").glob("*.reason"))
     assert len(reasons) == sum(h.quarantined for h in kinds)
     assert all("(not parsed)" in p.read_text() for p in reasons)
