@@ -103,6 +103,10 @@ class Limits:
     max_attempts: int = 5
     parse_seconds: float = 10.0
     parse_memory_mb: int = 512
+    max_header_block_bytes: int = 262_144  # see mailbot.mail.measure.HeaderLimits
+    max_header_bytes: int = 65_536
+    max_encoded_words: int = 200
+    max_headers: int = 1000
 
 
 @dataclass(frozen=True)

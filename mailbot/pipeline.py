@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 
 from mailbot.crashpoints import crash_point
 from mailbot.forms import blank_form_attachments
+from mailbot.guard import GuardedParseError
 from mailbot.handlers import (
     applications,
     contacts,
@@ -34,6 +35,7 @@ from mailbot.handlers import (
     statements,
     subscriptions,
     support,
+    unreadable,
 )
 from mailbot.handlers.context import Context, Handler
 from mailbot.invariant import InvariantError
@@ -41,8 +43,10 @@ from mailbot.mail.archive import read_raw, store_raw
 from mailbot.mail.classify import MessageKind, classify
 from mailbot.mail.identity import address_of
 from mailbot.mail.intake.base import Intake, OversizedMessage, RawMessage
-from mailbot.mail.message import ParsedMessage, parse_message
+from mailbot.mail.measure import raw_facts
+from mailbot.mail.message import ParsedMessage
 from mailbot.mail.outbox import backoff
+from mailbot.mail.reading import Unreadable, read_message, unread_message
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Application, InboundMessage, InboundStatus
@@ -131,7 +135,7 @@ def _archive(rt: Runtime, item: RawMessage | OversizedMessage) -> tuple[InboundM
     """
     data = item.headers if isinstance(item, OversizedMessage) else item.data
     sha, rel = store_raw(rt.settings.archive_dir, data)
-    head = parse_message(data, headers_only=True) if data else None  # before the write lock
+    head = _head(rt, data) if data else None  # before the write lock
     now = rt.clock()
     with transaction(rt.engine) as session:
         existing = inbound_by_key(session, item.key)
@@ -173,6 +177,18 @@ def _archive(rt: Runtime, item: RawMessage | OversizedMessage) -> tuple[InboundM
         duplicate=twin is not None,
     )
     return row, True
+
+
+def _head(rt: Runtime, data: bytes) -> ParsedMessage:
+    """The header facts for the inbound row, read with bounded work (measured, then parsed in
+    the guarded worker). A header block we refuse to parse, or one the parser fails on,
+    leaves what the raw lines tell; process_one then refuses or retries the message."""
+    try:
+        head = read_message(data, rt.settings.limits, headers_only=True)
+    except GuardedParseError as exc:  # never stops the intake: the message is still archived
+        log.error("message_head_unparsed", error=str(exc).strip().splitlines()[-1][:500])
+        head = None
+    return head if isinstance(head, ParsedMessage) else unread_message(raw_facts(data))
 
 
 def process_pending(rt: Runtime, stop: Callable[[], bool] = lambda: False) -> int:
@@ -251,9 +267,12 @@ def _thread_app(session: Session, msg: ParsedMessage) -> Application | None:
 def process_one(session: Session, rt: Runtime, inbound: InboundMessage) -> str:
     """Classify one archived message and act on it; all writes in the caller's transaction."""
     raw = read_raw(rt.settings.archive_dir, inbound.archive_path)
-    msg = parse_message(raw)
-    outcome = _dispatch(session, rt, inbound, msg, raw)
-    inbound.status = InboundStatus.processed
+    msg = read_message(raw, rt.settings.limits)
+    if isinstance(msg, Unreadable):  # quarantined with the reason (and answered if we can)
+        outcome = unreadable.refuse(session, rt, inbound, raw, msg)
+    else:
+        outcome = _dispatch(session, rt, inbound, msg, raw)
+        inbound.status = InboundStatus.processed
     inbound.processed_at = rt.clock()
     inbound.lease_until, inbound.lease_owner = None, ""
     _settle(session, rt, inbound, "message_processed", kind=inbound.kind, outcome=outcome)

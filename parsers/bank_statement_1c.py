@@ -16,6 +16,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from mailbot.parsers.problems import ParseResult
+
 HEADER = "1CClientBankExchange"
 KNOWN_VERSIONS = ("1.02", "1.03")
 SNIFF_BYTES = 65_536
@@ -95,6 +97,14 @@ def parse_statement(
     if not reader.read(text, max_documents=max_documents):
         return Statement(error=f"more than {max_documents} documents, over the limit")
     return reader.statement(encoding)
+
+
+def statement_result(data: bytes, our_accounts: tuple[str, ...]) -> ParseResult[Statement]:
+    """`parse_statement` as a guarded parse (mailbot.guard): module-level, so it pickles to
+    the parse worker with its bytes. Reading a statement costs ~8-20× its size (measured:
+    153 MB for 20 MB of 19,900 payments, 171 MB for one 9 MB purpose line): in the worker,
+    under its cap, not in the daemon."""
+    return ParseResult(parse_statement(data, our_accounts=our_accounts), [])
 
 
 def find_invoice_numbers(purpose: str) -> list[str]:

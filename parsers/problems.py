@@ -47,6 +47,7 @@ class ProblemCode(StrEnum):
     no_products = "no_products"
     too_many_rows = "too_many_rows"
     name_too_long = "name_too_long"
+    control_character = "control_character"  # an invisible control character in a text cell
     duplicate_name = "duplicate_name"
     unknown_product_type = "unknown_product_type"
     quantity_invalid = "quantity_invalid"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,11 +17,20 @@ from mailbot.parsers.product_values import (
     tnved_of,
     unit_of,
 )
-from mailbot.parsers.schema import NAME_MAX_LEN, PRODUCT_COLUMNS, UNITS, ProductType, column_key
+from mailbot.parsers.schema import (
+    NAME_MAX_BYTES,
+    NAME_MAX_LEN,
+    PRODUCT_COLUMNS,
+    UNITS,
+    ProductType,
+    column_key,
+)
 from mailbot.parsers.spreadsheet import Grid, Raw, cell_text, read_grid
 
 HEADER_SEARCH_ROWS = 20
 _ACCEPT = frozenset({Kind.xlsx, Kind.xls, Kind.ods, Kind.csv})
+# Unicode category Cc (C0, DEL, C1) and lone surrogates (Cs: not UTF-8 at all)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _DATA_KEYS = tuple(c.key for c in PRODUCT_COLUMNS if c.key != "n")
 
 
@@ -178,12 +188,12 @@ class _RowReader:
                 name=name,
                 product_type_code=ptype.code if ptype else None,
                 product_type_name=ptype.name if ptype else None,
-                brand=self._text(r, "brand") or None,
+                brand=self._free_text(r, "brand"),
                 net_quantity=qty,
                 unit=unit,
                 okpd2=okpd2,
                 tnved=tnved if tnved_text else None,
-                note=self._text(r, "note") or None,
+                note=self._free_text(r, "note"),
             )
         )
 
@@ -193,14 +203,40 @@ class _RowReader:
             if not self._hole(r, "name"):
                 self._bad(ProblemCode.missing_field, r, "name")
             return None
-        if len(name) > NAME_MAX_LEN:
-            self._bad(ProblemCode.name_too_long, r, "name", name[:60] + "…", max=str(NAME_MAX_LEN))
+        if len(name) > NAME_MAX_LEN or len(name.encode("utf-8", "replace")) > NAME_MAX_BYTES:
+            wide = {"wide": "1"} if len(name) <= NAME_MAX_LEN else {}
+            self._bad(
+                ProblemCode.name_too_long, r, "name", name[:60] + "…", max=str(NAME_MAX_LEN), **wide
+            )
+            return None
+        if self._controls(r, "name", name):
             return None
         key = name.lower().replace("ё", "е")
         first = self._names.setdefault(key, r + 1)
         if first != r + 1:
             self._bad(ProblemCode.duplicate_name, r, "name", name, first_row=str(first))
         return name
+
+    def _free_text(self, r: int, key: str) -> str | None:
+        """A text kept as written (brand, note): None when empty or holding a control."""
+        text = self._text(r, key)
+        return None if not text or self._controls(r, key, text) else text
+
+    def _controls(self, r: int, key: str, text: str) -> bool:
+        """Report a control character (NUL, \\x01, ESC…: invisible, refused by the registry
+        workbook and by mail) in the cell; True when there is one."""
+        first = _CONTROL.search(text)
+        if first is None:
+            return False
+        shown = _CONTROL.sub(lambda m: f"[U+{ord(m[0]):04X}]", text[:60])
+        self._bad(
+            ProblemCode.control_character,
+            r,
+            key,
+            shown + ("…" if len(text) > 60 else ""),
+            char=f"U+{ord(first[0]):04X}",
+        )
+        return True
 
     def _product_type(self, r: int) -> ProductType | None:
         text = self._text(r, "product_type")

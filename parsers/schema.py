@@ -125,6 +125,10 @@ PRODUCT_COLUMNS: tuple[ColumnSpec, ...] = (
 
 UNITS: tuple[str, ...] = ("г", "кг", "мл", "л", "шт", "м")
 NAME_MAX_LEN = 255
+# A name is shown on one line of our mails (the codes list of the deliverables mail, which
+# also carries the password): at most 510 octets as UTF-8 — 255 Cyrillic letters, but only
+# 127 emoji — keeps that line far under SMTP's 998 octets, so the text stays 8bit.
+NAME_MAX_BYTES = 510
 DEFAULT_DIRECTOR_TITLE = "Генеральный директор"
 SOLE_TRADER_TITLE = "Индивидуальный предприниматель"
 

@@ -13,17 +13,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 
 from sqlmodel import Session, col, select
 
 from mailbot.billing.matching import ImportSummary, InvoiceFacts, Outcome, Verdict, decide
 from mailbot.crashpoints import crash_point
+from mailbot.guard import Budget, guarded
 from mailbot.invariant import InvariantError
 from mailbot.parsers.bank_statement_1c import (
+    Statement,
     StatementDocument,
     find_invoice_numbers,
-    parse_statement,
+    statement_result,
 )
+from mailbot.parsers.problems import Location
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Application, Client, Invoice, InvoiceStatus, Payment
@@ -213,7 +217,7 @@ def import_statement(  # noqa: PLR0913 - billing's inputs, keyword-only; left to
     Lookups are batched (known fingerprints, invoices, clients: one query each) and the new
     rows are flushed once, so a 10,000-document statement costs a few queries, not 50,000.
     """
-    statement = parse_statement(data, our_accounts=(rt.settings.service.account,))
+    statement = _read(rt, data, source)
     warnings = tuple(f"line {w.line}: {w.message}" for w in statement.warnings)
     if statement.error is not None:
         return ImportSummary(warnings=warnings, error=statement.error)
@@ -226,6 +230,21 @@ def import_statement(  # noqa: PLR0913 - billing's inputs, keyword-only; left to
     session.flush()
     del apps  # held until here so that `settle` finds them in the identity map
     return ImportSummary(tuple(_logged(session, ctx, row) for row in rows), warnings)
+
+
+def _read(rt: Runtime, data: bytes, source: str) -> Statement:
+    """The statement parsed in the guarded parse worker, under its memory cap and deadline
+    (a spoofed «accountant» mail is attacker bytes too); past them it is an error value."""
+    lim = rt.settings.limits
+    result = guarded(
+        partial(statement_result, data, (rt.settings.service.account,)),
+        Location(file=source),
+        Budget(seconds=lim.parse_seconds, memory_mb=lim.parse_memory_mb),
+    )
+    if result.value is not None:
+        return result.value
+    why = next((p.params.get("reason", "") for p in result.problems), "") or "damaged"
+    return Statement(error=f"the statement could not be read within the parse limits ({why})")
 
 
 def _key(doc: StatementDocument, ctx: _Context) -> str:

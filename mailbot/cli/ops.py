@@ -9,8 +9,9 @@ from rich.table import Table
 from sqlmodel import Session, col, or_, select
 
 from mailbot.cli.base import app, fail, group, out, runtime
+from mailbot.guard import GuardedParseError
 from mailbot.mail.archive import read_raw
-from mailbot.mail.message import parse_message
+from mailbot.mail.reading import Unreadable, read_message
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import (
@@ -135,16 +136,23 @@ def quarantine_show(ref: str) -> None:
             f"archive: {rt.settings.archive_dir / m.archive_path}",
             highlight=False,
         )
-        try:
-            parsed = parse_message(read_raw(rt.settings.archive_dir, m.archive_path))
+        try:  # bounded like the daemon's read: a quarantined message may be hostile
+            parsed = read_message(
+                read_raw(rt.settings.archive_dir, m.archive_path), rt.settings.limits
+            )
         except OSError as exc:
             out.print(f"archived copy unreadable: {exc}")
+        except GuardedParseError:
+            out.print("not parsed: the parser failed on it (see the error below)")
         else:
-            for a in parsed.attachments:
-                out.print(
-                    f"attachment: {a.filename} ({a.content_type}, {len(a.data)} bytes)",
-                    highlight=False,
-                )
+            if isinstance(parsed, Unreadable):
+                out.print(f"not parsed: {parsed.reason}", highlight=False)
+            else:
+                for a in parsed.attachments:
+                    out.print(
+                        f"attachment: {a.filename} ({a.content_type}, {len(a.data)} bytes)",
+                        highlight=False,
+                    )
         if m.last_error:
             out.print(m.last_error, highlight=False)
 

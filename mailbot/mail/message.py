@@ -17,6 +17,7 @@ from functools import lru_cache
 
 from mailbot.invariant import InvariantError
 from mailbot.mail.identity import from_mailbox
+from mailbot.parsers.problems import Location, ParseResult, Problem, ProblemCode
 
 
 @lru_cache(maxsize=4096)
@@ -44,6 +45,10 @@ ZIP_FORM_EXTS = frozenset({"docx", "xlsx", "xls", "ods", "csv"})
 ZIP_MAX_MEMBERS = 20
 ZIP_MAX_MEMBER_BYTES = 20_000_000
 ZIP_MAX_RATIO = 200  # uncompressed/compressed: beyond this it is a bomb
+# All zips of one message unpack to at most this much (one full-size attachment; the two
+# forms are ~50 KB and ~0.5 MB for 10,000 rows): 100 zips inside the per-zip limits would
+# otherwise hold 100 × 20 MB at once. The zips past it stay zips (files we cannot read).
+ZIP_MAX_TOTAL_BYTES = 20_000_000
 MAX_DEPTH = 20
 MAX_HEADER_FIELDS = 100  # the top of the header kept for mail.identity; ours is in the first few
 TAG_RE = re.compile(r"\[(EAN-\d{4}-\d{6})\]")
@@ -192,7 +197,10 @@ def _is_embedded_image(part: EmailMessage, ctype: str) -> bool:
     )
 
 
-def _walk(msg: EmailMessage, out: list[Attachment], texts: list[str], depth: int) -> None:
+def _walk(
+    msg: EmailMessage, out: list[Attachment], texts: list[str], depth: int, room: list[int]
+) -> None:
+    """Collect attachments and the first text; `room` holds the zip bytes still allowed."""
     if depth > MAX_DEPTH or len(out) > MAX_PARTS:
         return
     for part in msg.walk():
@@ -206,7 +214,8 @@ def _walk(msg: EmailMessage, out: list[Attachment], texts: list[str], depth: int
         if (filename or disposition == "attachment") and not _is_embedded_image(part, ctype):
             data = part.get_payload(decode=True)
             if isinstance(data, bytes):
-                out.extend(_unpacked(Attachment(_clean(filename or "attachment"), ctype, data)))
+                sent = Attachment(_clean(filename or "attachment"), ctype, data)
+                out.extend(_unpacked(sent, room))
         elif ctype == "text/plain" and not texts:
             texts.append(_text_of(part))
 
@@ -215,22 +224,25 @@ def _is_zip(att: Attachment) -> bool:
     return att.filename.lower().endswith(".zip") or att.content_type in ZIP_TYPES
 
 
-def _unpacked(att: Attachment) -> list[Attachment]:
-    """The form files inside a .zip instead of the zip (within limits); else the zip itself."""
-    if not _is_zip(att):
+def _unpacked(att: Attachment, room: list[int]) -> list[Attachment]:
+    """The form files inside a .zip instead of the zip (within limits); else the zip itself.
+
+    `room[0]`: bytes all zips of the message may still unpack to; used up by what is read.
+    """
+    if not _is_zip(att) or room[0] <= 0:
         return [att]
     try:
         with zipfile.ZipFile(io.BytesIO(att.data)) as zf:
             members = [i for i in zf.infolist() if not i.is_dir()][: ZIP_MAX_MEMBERS + 1]
             if len(members) > ZIP_MAX_MEMBERS:
                 return [att]
-            found = [m for m in (_member(zf, i) for i in members) if m is not None]
+            found = [m for m in (_member(zf, i, room) for i in members) if m is not None]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, NotImplementedError):
         return [att]  # corrupt, encrypted or odd: answered as a file we cannot read
     return found or [att]
 
 
-def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Attachment | None:
+def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, room: list[int]) -> Attachment | None:
     """One form file from the zip, read with a hard size cap; None for anything else."""
     name = info.filename
     if not info.flag_bits & 0x800:  # not flagged UTF-8: Windows wrote it in cp866
@@ -238,13 +250,15 @@ def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Attachment | None:
             name = name.encode("cp437").decode("cp866")
     base = name.replace("\\", "/").rsplit("/", 1)[-1]  # never a path
     ext = base.rpartition(".")[2].lower()
-    if not base or ext not in ZIP_FORM_EXTS or info.file_size > ZIP_MAX_MEMBER_BYTES:
+    cap = min(ZIP_MAX_MEMBER_BYTES, room[0])
+    if not base or ext not in ZIP_FORM_EXTS or info.file_size > cap:
         return None
     if info.compress_size and info.file_size / info.compress_size > ZIP_MAX_RATIO:
         return None
     with zf.open(info) as fh:
-        data = fh.read(ZIP_MAX_MEMBER_BYTES + 1)
-    if len(data) > ZIP_MAX_MEMBER_BYTES:
+        data = fh.read(cap + 1)
+    room[0] -= len(data)
+    if len(data) > cap:
         return None
     return Attachment(_clean(base), "application/octet-stream", data)
 
@@ -263,7 +277,7 @@ def parse_message(raw: bytes, *, headers_only: bool = False) -> ParsedMessage:
     attachments: list[Attachment] = []
     texts: list[str] = []
     if not headers_only:
-        _walk(msg, attachments, texts, 0)
+        _walk(msg, attachments, texts, 0, [ZIP_MAX_TOTAL_BYTES])
     return_path = msg.get("Return-Path")
     return ParsedMessage(
         message_id=(_ids(_header(msg, "Message-ID")) or ("",))[0],
@@ -282,6 +296,19 @@ def parse_message(raw: bytes, *, headers_only: bool = False) -> ParsedMessage:
         from_headers=from_headers,
         header_fields=_header_fields(msg),
     )
+
+
+def parse_result(raw: bytes, *, headers_only: bool = False) -> ParseResult[ParsedMessage]:
+    """`parse_message` as a guarded parse (mailbot.guard): module-level, so it pickles to
+    the parse worker with its bytes, and a ParseResult, as the worker answers.
+
+    The stdlib's address and comment readers recurse once per «(» or «<»: a header of
+    thousands of them is a message we cannot read (file_damaged), not a bug of ours.
+    """
+    try:
+        return ParseResult(parse_message(raw, headers_only=headers_only), [])
+    except RecursionError:
+        return ParseResult(None, [Problem(ProblemCode.file_damaged, Location(file="message"))])
 
 
 def recipients_of(raw_to: str) -> list[str]:

@@ -21,6 +21,7 @@ PARAMS: dict[ProblemCode, dict[str, str]] = {
     ProblemCode.column_missing: {"column": "Вид продукции"},
     ProblemCode.too_many_rows: {"max": "10000"},
     ProblemCode.name_too_long: {"max": "255"},
+    ProblemCode.control_character: {"char": "U+0001"},
     ProblemCode.duplicate_name: {"first_row": "3"},
     ProblemCode.unit_unknown: {"units": "г, кг"},
     ProblemCode.file_wrong_format: {"expected": "docx"},
