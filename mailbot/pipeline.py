@@ -3,7 +3,9 @@
 take_in:  raw bytes archived (fsync) + inbound row committed; the message stays in the
           mailbox. A crash here re-reads it and finds it archived (by intake key).
 process:  one transaction per inbound message: classification, records, state changes and
-          outbox rows commit together, or not at all (then the message is retried).
+          outbox rows commit together, or not at all (then the message is retried). The
+          attempt is counted when the message is claimed, so a process killed while at it
+          has used one too; claimed max_attempts times without finishing → quarantined.
 release:  processed messages are moved to the processed folder, messages that failed
           limits.max_attempts times to the quarantine folder; then the row says so.
 issue:    one transaction per paid application: codes, client, deliverables mail.
@@ -42,7 +44,7 @@ from mailbot.mail.intake.base import Intake, OversizedMessage, RawMessage
 from mailbot.mail.message import ParsedMessage, parse_message
 from mailbot.mail.outbox import backoff
 from mailbot.runtime import Runtime
-from mailbot.storage.db import transaction
+from mailbot.storage.db import is_outage, transaction
 from mailbot.storage.models import Application, InboundMessage, InboundStatus
 from mailbot.storage.models import ApplicationState as S
 from mailbot.storage.queries import (
@@ -203,6 +205,7 @@ def _process_safely(rt: Runtime, inbound: InboundMessage) -> None:
 
 def _process_logged(rt: Runtime, inbound: InboundMessage) -> None:
     started = time.perf_counter()
+    crash_point("while_processing", about=inbound.subject)
     try:
         with transaction(rt.engine) as session:
             row = session.get(InboundMessage, inbound.id)
@@ -210,7 +213,9 @@ def _process_logged(rt: Runtime, inbound: InboundMessage) -> None:
                 raise InvariantError("row is missing")
             outcome = process_one(session, rt, row)
             kind = row.kind
-    except Exception as exc:  # noqa: BLE001 - the per-message boundary: park it, keep going
+    except Exception as exc:  # the per-message boundary: park it, keep going
+        if is_outage(exc):
+            raise  # the database is away, not this message: the daemon waits and retries
         _park(rt, inbound, exc)
         return
     crash_point("after_process")
@@ -223,11 +228,11 @@ def _process_logged(rt: Runtime, inbound: InboundMessage) -> None:
 
 
 def _park(rt: Runtime, inbound: InboundMessage, exc: Exception) -> None:
+    """Record a failed attempt (counted at claim): retry later, or quarantine when used up."""
     with transaction(rt.engine) as session:
         row = session.get(InboundMessage, inbound.id)
         if row is None:
             raise InvariantError("row is missing")
-        row.attempts += 1
         row.last_error = "".join(traceback.format_exception(exc))[-4000:]
         # The lease doubles as the retry delay: 1, 2, 4 … minutes before the next attempt.
         row.lease_until, row.lease_owner = rt.clock() + backoff(row.attempts), ""

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
 
 
@@ -43,6 +44,25 @@ def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when `exc` says the database itself is away, not that one item is bad.
+
+    PostgreSQL restarted or our connection terminated, SQLite busy past its timeout or the
+    disk full: the driver raises OperationalError (or a DBAPIError flagged as a lost
+    connection). Such an error is the daemon's to wait out, never an item's to be failed for.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OperationalError):
+            return True
+        if isinstance(cur, DBAPIError) and cur.connection_invalidated:
+            return True
+        cur = cur.__cause__
+    return False
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
+from cryptography.fernet import InvalidToken
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -34,7 +35,7 @@ from mailbot.invariant import InvariantError
 from mailbot.issuance.vault import Vault
 from mailbot.mail.render import SECRET_MASK, Mail, compose, message_id_for
 from mailbot.mail.transport import DeliveryError, DeliveryUnknown, Envelope, Transport
-from mailbot.storage.db import transaction
+from mailbot.storage.db import is_outage, transaction
 from mailbot.storage.models import OutboxMessage, OutboxRecipient, OutboxStatus
 from mailbot.storage.queries import claim_outbox, record_event, replies_since
 
@@ -144,6 +145,19 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
 
 
+# Called with (session, the failed row, why) in the transaction that fails the row: the
+# daemon and the CLI pass the same hook (mailbot.service.sending), which alerts the admin.
+FailedHook = Callable[[Session, OutboxMessage, str], None]
+UNSEALABLE = (
+    "the password in this mail was sealed with another MAILBOT_SECRET_KEY; every host "
+    "needs the same key (README, Several hosts): set it, then `mailbot quarantine retry o{id}`"
+)
+
+
+class Unsendable(Exception):
+    """A row that can never go out as it is (not a delivery failure): fail it, keep going."""
+
+
 def send_due(
     engine: Engine,
     transport: Transport,
@@ -151,12 +165,15 @@ def send_due(
     sender: Sender,
     vault: Vault,
     clock: Callable[[], datetime],
-    max_attempts: int | None = None,
     horizon: timedelta = RETRY_HORIZON,
+    on_failed: FailedHook | None = None,
 ) -> SendReport:
     """Deliver every due row; each delivery is committed on its own.
 
-    Transient failures are retried until `horizon` after queueing (or `max_attempts`).
+    One policy for every caller: transient failures are retried until `horizon` after
+    queueing. A row that cannot be opened (sealed with another key), rendered or handed to
+    the transport for a reason other than delivery is failed with that reason (and
+    `on_failed` told) while the rest go out; only the database going away ends the call.
     """
     sent = retried = failed = 0
     while True:
@@ -174,12 +191,25 @@ def send_due(
                     sender=sender,
                     vault=vault,
                     clock=clock,
-                    max_attempts=max_attempts,
                     horizon=horizon,
+                    on_failed=on_failed,
                 )
             sent += outcome == "sent"
             retried += outcome == "retry"
             failed += outcome == "failed"
+
+
+def _attempt(row: OutboxMessage, transport: Transport, sender: Sender, vault: Vault) -> None:
+    """Open the row's secret and hand the mail over; Unsendable when it never can go."""
+    data = row.body
+    if row.secret is not None:
+        try:
+            secret = vault.open(row.secret)
+        except InvalidToken:
+            raise Unsendable(UNSEALABLE.format(id=row.id)) from None
+        data = data.replace(SECRET_MASK.encode(), secret.encode(), 1)
+    envelope = Envelope(sender.address, tuple(row.recipients), row.message_id)
+    transport.deliver(data, envelope)
 
 
 def _deliver_one(
@@ -190,18 +220,21 @@ def _deliver_one(
     sender: Sender,
     vault: Vault,
     clock: Callable[[], datetime],
-    max_attempts: int | None,
     horizon: timedelta,
+    on_failed: FailedHook | None,
 ) -> str:
-    data = row.body
-    if row.secret is not None:
-        data = data.replace(SECRET_MASK.encode(), vault.open(row.secret).encode(), 1)
-    envelope = Envelope(sender.address, tuple(row.recipients), row.message_id)
     error: DeliveryError | None = None
+    fault = ""
     try:
-        transport.deliver(data, envelope)
+        _attempt(row, transport, sender, vault)
     except DeliveryError as exc:
         error = exc
+    except Unsendable as exc:
+        fault = str(exc)
+    except Exception as exc:  # the per-row boundary: fail this row, send the rest
+        if is_outage(exc):
+            raise
+        fault = f"cannot be sent: {exc!r}"[:1000]
     crash_point("after_deliver")
     with transaction(engine) as session:
         fresh = session.get(OutboxMessage, row.id)
@@ -210,10 +243,15 @@ def _deliver_one(
         now = clock()
         fresh.attempts += 1
         fresh.lease_until, fresh.lease_owner = None, ""
-        if error is None:
+        if fault:
+            fresh.status, fresh.last_error = OutboxStatus.failed, fault
+            outcome, event = "failed", "mail_failed"
+            if on_failed is not None:
+                on_failed(session, fresh, fault)
+        elif error is None:
             fresh.status, fresh.sent_at, fresh.secret = OutboxStatus.sent, now, None
             outcome, event = "sent", "mail_sent"
-        elif error.permanent or _exhausted(fresh, now, max_attempts, horizon):
+        elif error.permanent or _exhausted(fresh, now, horizon):
             fresh.status, fresh.last_error = OutboxStatus.failed, str(error)
             outcome, event = "failed", "mail_failed"
         else:
@@ -232,7 +270,7 @@ def _deliver_one(
             at=now,
             to_state=fresh.status,
             correlation_id=fresh.correlation_id,
-            data={"error": fresh.last_error, "outcome_unknown": unknown} if error else {},
+            data={"error": fresh.last_error, "outcome_unknown": unknown} if error or fault else {},
         )
     log.info(
         event,
@@ -240,18 +278,14 @@ def _deliver_one(
         kind=row.kind,
         message_id=row.message_id,
         msg=row.correlation_id,
-        error=str(error) if error else None,
+        error=fault or (str(error) if error else None),
         outcome_unknown=unknown,
     )
     return outcome
 
 
-def _exhausted(
-    row: OutboxMessage, now: datetime, max_attempts: int | None, horizon: timedelta
-) -> bool:
-    """True when a transient failure should end the row: attempts or horizon used up."""
-    if max_attempts is not None and row.attempts >= max_attempts:
-        return True
+def _exhausted(row: OutboxMessage, now: datetime, horizon: timedelta) -> bool:
+    """True when a transient failure should end the row: the horizon is used up."""
     created = row.created_at
     if created.tzinfo is None and now.tzinfo is not None:  # SQLite drops the zone
         created = created.replace(tzinfo=now.tzinfo)
