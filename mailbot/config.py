@@ -103,6 +103,8 @@ class Limits:
     max_attempts: int = 5
     parse_seconds: float = 10.0
     parse_memory_mb: int = 512
+    max_rss_mb: int = 1024  # the daemon restarts itself (exit 75) between messages past this
+    database_grace_seconds: float = 600.0  # the daemon exits when the database is away longer
 
 
 @dataclass(frozen=True)
@@ -358,6 +360,10 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
         max_attempts=r.get(lim, "limits", "max_attempts", int, d.max_attempts),
         parse_seconds=r.get(lim, "limits", "parse_seconds", float, d.parse_seconds),
         parse_memory_mb=r.get(lim, "limits", "parse_memory_mb", int, d.parse_memory_mb),
+        max_rss_mb=r.get(lim, "limits", "max_rss_mb", int, d.max_rss_mb),
+        database_grace_seconds=r.get(
+            lim, "limits", "database_grace_seconds", float, d.database_grace_seconds
+        ),
     )
     pay = r.section("payments", required=False)
     accountants = r.get(pay, "payments", "accountants", list, [])
