@@ -46,6 +46,24 @@ def _sqlite_pragmas(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[1] if "///" in url else ""
+    path = path.split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def missing_database(url: str) -> str:
+    """Why a command that only reads must not open `url` (empty when it may): SQLite would
+    create an empty database file where none is."""
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        return f"no database at {path}: run `mailbot db upgrade` to create it"
+    return ""
+
+
 def is_outage(exc: BaseException) -> bool:
     """True when `exc` says the database itself is away, not that one item is bad.
 
