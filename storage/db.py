@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -81,6 +82,27 @@ def is_outage(exc: BaseException) -> bool:
             return True
         cur = cur.__cause__
     return False
+
+
+_T = TypeVar("_T")
+RETRY_WAITS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)  # seconds, ~16 s in all
+
+
+def retry_outage(work: Callable[[], _T], waits: Sequence[float] = RETRY_WAITS) -> _T:
+    """Run `work` (a whole transaction), again after each wait while the database is away.
+
+    For a write that must not be lost once its effect is outside (a mail handed to the
+    server): a terminated connection is replaced by the pool at the next try. Past the
+    waits the outage error is raised.
+    """
+    for wait in waits:
+        try:
+            return work()
+        except DBAPIError as exc:
+            if not is_outage(exc):
+                raise
+            time.sleep(wait)
+    return work()
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -35,7 +35,7 @@ from mailbot.invariant import InvariantError
 from mailbot.issuance.vault import Vault
 from mailbot.mail.render import SECRET_MASK, Mail, compose, message_id_for
 from mailbot.mail.transport import DeliveryError, DeliveryUnknown, Envelope, Transport
-from mailbot.storage.db import is_outage, transaction
+from mailbot.storage.db import is_outage, retry_outage, transaction
 from mailbot.storage.models import OutboxMessage, OutboxRecipient, OutboxStatus
 from mailbot.storage.queries import claim_outbox, record_event, replies_since
 
@@ -236,42 +236,15 @@ def _deliver_one(
             raise
         fault = f"cannot be sent: {exc!r}"[:1000]
     crash_point("after_deliver")
-    with transaction(engine) as session:
-        fresh = session.get(OutboxMessage, row.id)
-        if fresh is None:
-            raise InvariantError("rows are never deleted")
-        now = clock()
-        fresh.attempts += 1
-        fresh.lease_until, fresh.lease_owner = None, ""
-        if fault:
-            fresh.status, fresh.last_error = OutboxStatus.failed, fault
-            outcome, event = "failed", "mail_failed"
-            if on_failed is not None:
-                on_failed(session, fresh, fault)
-        elif error is None:
-            fresh.status, fresh.sent_at, fresh.secret = OutboxStatus.sent, now, None
-            outcome, event = "sent", "mail_sent"
-        elif error.permanent or _exhausted(fresh, now, horizon):
-            fresh.status, fresh.last_error = OutboxStatus.failed, str(error)
-            outcome, event = "failed", "mail_failed"
-        else:
-            fresh.last_error = str(error)
-            fresh.next_attempt_at = now + backoff(fresh.attempts)
-            outcome, event = "retry", "mail_deferred"
-        unknown = isinstance(error, DeliveryUnknown)
-        session.add(fresh)
-        if fresh.id is None:
-            raise InvariantError("fresh.id is missing")
-        record_event(
-            session,
-            entity="outbox",
-            entity_id=fresh.id,
-            event=event,
-            at=now,
-            to_state=fresh.status,
-            correlation_id=fresh.correlation_id,
-            data={"error": fresh.last_error, "outcome_unknown": unknown} if error or fault else {},
-        )
+
+    def settle() -> tuple[str, str, bool]:
+        with transaction(engine) as session:
+            return _settle(session, row, error, fault, clock=clock, horizon=horizon,
+                           on_failed=on_failed)  # fmt: skip
+
+    # The mail is out: a lost database must not make us send it again, so the commit that
+    # says so is retried while the database comes back (a new connection, pre-pinged).
+    outcome, event, unknown = retry_outage(settle)
     log.info(
         event,
         outbox_id=row.id,
@@ -282,6 +255,55 @@ def _deliver_one(
         outcome_unknown=unknown,
     )
     return outcome
+
+
+def _settle(
+    session: Session,
+    row: OutboxMessage,
+    error: DeliveryError | None,
+    fault: str,
+    *,
+    clock: Callable[[], datetime],
+    horizon: timedelta,
+    on_failed: FailedHook | None,
+) -> tuple[str, str, bool]:
+    """Write the outcome of one delivery attempt; (outcome, event, outcome unknown)."""
+    fresh = session.get(OutboxMessage, row.id)
+    if fresh is None:
+        raise InvariantError("rows are never deleted")
+    now = clock()
+    fresh.attempts += 1
+    fresh.lease_until, fresh.lease_owner = None, ""
+    if fault:
+        fresh.status, fresh.last_error = OutboxStatus.failed, fault
+        outcome, event = "failed", "mail_failed"
+        if on_failed is not None:
+            on_failed(session, fresh, fault)
+    elif error is None:
+        fresh.status, fresh.sent_at, fresh.secret = OutboxStatus.sent, now, None
+        outcome, event = "sent", "mail_sent"
+    elif error.permanent or _exhausted(fresh, now, horizon):
+        fresh.status, fresh.last_error = OutboxStatus.failed, str(error)
+        outcome, event = "failed", "mail_failed"
+    else:
+        fresh.last_error = str(error)
+        fresh.next_attempt_at = now + backoff(fresh.attempts)
+        outcome, event = "retry", "mail_deferred"
+    unknown = isinstance(error, DeliveryUnknown)
+    session.add(fresh)
+    if fresh.id is None:
+        raise InvariantError("fresh.id is missing")
+    record_event(
+        session,
+        entity="outbox",
+        entity_id=fresh.id,
+        event=event,
+        at=now,
+        to_state=fresh.status,
+        correlation_id=fresh.correlation_id,
+        data={"error": fresh.last_error, "outcome_unknown": unknown} if error or fault else {},
+    )
+    return outcome, event, unknown
 
 
 def _exhausted(row: OutboxMessage, now: datetime, horizon: timedelta) -> bool:
