@@ -178,8 +178,9 @@ def _archive(rt: Runtime, item: RawMessage | OversizedMessage) -> tuple[InboundM
 def process_pending(rt: Runtime, stop: Callable[[], bool] = lambda: False) -> int:
     """Process every archived message, one transaction each; a failure parks the message.
 
-    `stop()` is asked before each message: True ends the pass (the lease of the rest of
-    the batch runs out, or the next start releases it).
+    `stop()` is asked once before each message (and once more when none is left to
+    claim): True ends the pass. Messages are claimed one at a time, so a message never
+    waits behind another's lease in this process.
     """
     done = 0
     while not stop():
@@ -190,8 +191,6 @@ def process_pending(rt: Runtime, stop: Callable[[], bool] = lambda: False) -> in
         if not batch:
             return done
         for inbound in batch:
-            if stop():
-                return done
             crash_point("after_claim")
             _process_safely(rt, inbound)
             done += 1

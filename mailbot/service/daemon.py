@@ -239,14 +239,15 @@ def run_forever(
 def _cycle(d: _Daemon) -> int | None:
     """One pass and the wait after it; an exit code when the daemon must end."""
     rt, stop = d.rt, d.signals.event
-    reader = d.lock.try_acquire()
+    every = min(BEAT_IN_PASS, d.watchdog or BEAT_IN_PASS)
+    carry_on = _KeepAlive(rt, d.started_at, reader=False, stop=stop, every=every)
+    reader = False
     try:
+        reader = carry_on.reader = d.lock.try_acquire()  # on PostgreSQL it needs the database
         _release_dead(rt)
         # The role is known (heartbeat) before a long first pass.
         heartbeat(rt.engine, now=rt.clock(), started_at=d.started_at, reader=reader,
                   imap_contact=False)  # fmt: skip
-        every = min(BEAT_IN_PASS, d.watchdog or BEAT_IN_PASS)
-        carry_on = _KeepAlive(rt, d.started_at, reader=reader, stop=stop, every=every)
         report = run_pass(rt, d.intake, d.transport, carry_on, reader=reader, metrics=d.metrics)
         if report.received or report.sent or report.issued or report.processed:
             log.info("pass_done", reader=reader, **report.__dict__)
@@ -271,7 +272,10 @@ def _cycle(d: _Daemon) -> int | None:
     except Exception as exc:
         if not is_outage(exc):
             raise  # the daemon's own fault (an item's is set aside inside its stage)
-        if not d.database.wait(str(exc).splitlines()[0], stop):
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [repr(exc)]
+        if carry_on.asked > 1:  # a message was done since the last wait: a new outage
+            d.database.over()
+        if not d.database.wait(reason[0], stop):
             return EXIT_DATABASE
         _recover(rt)
     return None
@@ -355,14 +359,18 @@ class _KeepAlive:
         self.rt, self.started_at, self.reader, self.stop = rt, started_at, reader, stop
         self.every, self.last = every, time.monotonic()
         self.rss_mb: float | None = None
+        self.asked = 0
 
     def __call__(self) -> bool:
+        self.asked += 1
         if time.monotonic() - self.last >= self.every:
             heartbeat(self.rt.engine, now=self.rt.clock(), started_at=self.started_at,
                       reader=self.reader, imap_contact=False)  # fmt: skip
             sdnotify.notify("WATCHDOG=1")
             self.last = time.monotonic()
-        rss = rss_mb()
+        # Only once a message of this pass is done (process_pending asks once per message):
+        # a daemon that starts above a limit set too low would restart forever, idle.
+        rss = rss_mb() if self.asked > 1 else 0.0
         if rss > self.rt.settings.limits.max_rss_mb:
             self.rss_mb = round(rss)
         return self.stop.is_set() or self.rss_mb is not None
