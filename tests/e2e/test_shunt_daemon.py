@@ -249,3 +249,54 @@ def test_postgres_connections_terminated_mid_backlog_every_application_answered_
     assert recipients == sorted(f"buyer{n}@client.example.test" for n in range(count))
     inbound = _rows(pg_url, InboundMessage)
     assert len(inbound) == count and {m.status for m in inbound} == {"processed"}
+
+
+def test_a_daemon_past_its_memory_limit_restarts_after_the_message_in_hand(
+    site: tuple[Path, dict[str, str]], db_url: str
+) -> None:
+    workdir, env = site
+    text = set_key((workdir / "config.toml").read_text("utf-8"), "limits", "max_rss_mb", "1")
+    (workdir / "config.toml").write_text(text, "utf-8")
+    for n in range(2):
+        deliver_to_maildir(workdir / "var/mail/inbox", _application(n))
+    first = mailbot(workdir, "run", env=env, check=False)  # the daemon, not --once
+    assert first.returncode == 75, first.stderr[-2000:]  # systemd's on-failure restarts it
+    assert '"memory_limit_restart"' in first.stderr
+    assert [m.status for m in _rows(db_url, InboundMessage)] == ["processed", "archived"]
+    second = mailbot(workdir, "run", env=env, check=False)  # as systemd would start it again
+    assert second.returncode == 75
+    assert [m.status for m in _rows(db_url, InboundMessage)] == ["processed", "processed"]
+
+
+def test_the_daemon_keeps_var_private(site: tuple[Path, dict[str, str]]) -> None:
+    workdir, env = site
+    var = workdir / "var"
+    var.mkdir(exist_ok=True)
+    var.chmod(0o755)
+    (var / "old-export.csv").write_text("made before, world-readable")
+    (var / "old-export.csv").chmod(0o644)
+    deliver_to_maildir(var / "mail/inbox", _application(0))
+    mailbot(workdir, "run", "--once", env=env)
+    assert outbox_mails(workdir)  # the delivered mail is among the files checked
+    modes = {p: p.stat().st_mode & 0o777 for p in [var, *var.rglob("*")]}
+    assert {m for p, m in modes.items() if p.is_dir()} == {0o700}
+    assert {m for p, m in modes.items() if p.is_file()} == {0o600}
+
+
+def test_cli_commands_say_in_one_line_that_the_database_is_missing_or_unreachable(
+    workdir: Path,
+) -> None:
+    database = workdir / "var/mailbot.sqlite"
+    missing = {"MAILBOT_DATABASE_URL": f"sqlite:///{database}"}
+    for args in (("status",), ("quarantine", "list"), ("applications", "list")):
+        proc = mailbot(workdir, *args, env=missing, check=False)
+        assert proc.returncode == 2
+        assert proc.stderr.strip().splitlines() == [
+            f"error: no database at {database}: run `mailbot db upgrade` to create it"
+        ]
+    assert not database.exists()  # a read-only command created no database file
+    away = {"MAILBOT_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none"}
+    proc = mailbot(workdir, "quarantine", "list", env=away, check=False)
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("error: database unreachable: ") and "Traceback" not in proc.stderr
