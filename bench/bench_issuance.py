@@ -94,7 +94,7 @@ def end_to_end(url: str, codes: int) -> tuple[float, float, float, int]:
         transport = MaildirTransport(Path(var) / "outbox")
         started = time.perf_counter()
         report = send_due(rt.engine, transport, sender=rt.sender, vault=rt.vault,
-                          clock=rt.clock, max_attempts=3)  # fmt: skip
+                          clock=rt.clock)  # fmt: skip
         return seconds, rss, time.perf_counter() - started, report.sent
 
 

@@ -107,6 +107,8 @@ class Limits:
     max_header_bytes: int = 65_536
     max_encoded_words: int = 200
     max_headers: int = 1000
+    max_rss_mb: int = 1024  # the daemon restarts itself (exit 75) between messages past this
+    database_grace_seconds: float = 600.0  # the daemon exits when the database is away longer
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 take_in:  raw bytes archived (fsync) + inbound row committed; the message stays in the
           mailbox. A crash here re-reads it and finds it archived (by intake key).
 process:  one transaction per inbound message: classification, records, state changes and
-          outbox rows commit together, or not at all (then the message is retried).
+          outbox rows commit together, or not at all (then the message is retried). The
+          attempt is counted when the message is claimed, so a process killed while at it
+          has used one too; claimed max_attempts times without finishing → quarantined.
 release:  processed messages are moved to the processed folder, messages that failed
           limits.max_attempts times to the quarantine folder; then the row says so.
 issue:    one transaction per paid application: codes, client, deliverables mail.
@@ -48,7 +50,7 @@ from mailbot.mail.message import ParsedMessage
 from mailbot.mail.outbox import backoff
 from mailbot.mail.reading import Unreadable, read_message, unread_message
 from mailbot.runtime import Runtime
-from mailbot.storage.db import transaction
+from mailbot.storage.db import is_outage, transaction
 from mailbot.storage.models import Application, InboundMessage, InboundStatus
 from mailbot.storage.models import ApplicationState as S
 from mailbot.storage.queries import (
@@ -194,8 +196,9 @@ def _head(rt: Runtime, data: bytes) -> ParsedMessage:
 def process_pending(rt: Runtime, stop: Callable[[], bool] = lambda: False) -> int:
     """Process every archived message, one transaction each; a failure parks the message.
 
-    `stop()` is asked before each message: True ends the pass (the lease of the rest of
-    the batch runs out, or the next start releases it).
+    `stop()` is asked once before each message (and once more when none is left to
+    claim): True ends the pass. Messages are claimed one at a time, so a message never
+    waits behind another's lease in this process.
     """
     done = 0
     while not stop():
@@ -206,8 +209,6 @@ def process_pending(rt: Runtime, stop: Callable[[], bool] = lambda: False) -> in
         if not batch:
             return done
         for inbound in batch:
-            if stop():
-                return done
             crash_point("after_claim")
             _process_safely(rt, inbound)
             done += 1
@@ -221,6 +222,7 @@ def _process_safely(rt: Runtime, inbound: InboundMessage) -> None:
 
 def _process_logged(rt: Runtime, inbound: InboundMessage) -> None:
     started = time.perf_counter()
+    crash_point("while_processing", about=inbound.subject)
     try:
         with transaction(rt.engine) as session:
             row = session.get(InboundMessage, inbound.id)
@@ -228,7 +230,9 @@ def _process_logged(rt: Runtime, inbound: InboundMessage) -> None:
                 raise InvariantError("row is missing")
             outcome = process_one(session, rt, row)
             kind = row.kind
-    except Exception as exc:  # noqa: BLE001 - the per-message boundary: park it, keep going
+    except Exception as exc:  # the per-message boundary: park it, keep going
+        if is_outage(exc):
+            raise  # the database is away, not this message: the daemon waits and retries
         _park(rt, inbound, exc)
         return
     crash_point("after_process")
@@ -241,11 +245,11 @@ def _process_logged(rt: Runtime, inbound: InboundMessage) -> None:
 
 
 def _park(rt: Runtime, inbound: InboundMessage, exc: Exception) -> None:
+    """Record a failed attempt (counted at claim): retry later, or quarantine when used up."""
     with transaction(rt.engine) as session:
         row = session.get(InboundMessage, inbound.id)
         if row is None:
             raise InvariantError("row is missing")
-        row.attempts += 1
         row.last_error = "".join(traceback.format_exception(exc))[-4000:]
         # The lease doubles as the retry delay: 1, 2, 4 … minutes before the next attempt.
         row.lease_until, row.lease_owner = rt.clock() + backoff(row.attempts), ""

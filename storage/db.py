@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
 
 
@@ -43,6 +45,64 @@ def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[1] if "///" in url else ""
+    path = path.split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def missing_database(url: str) -> str:
+    """Why a command that only reads must not open `url` (empty when it may): SQLite would
+    create an empty database file where none is."""
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        return f"no database at {path}: run `mailbot db upgrade` to create it"
+    return ""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when `exc` says the database itself is away, not that one item is bad.
+
+    PostgreSQL restarted or our connection terminated, SQLite busy past its timeout or the
+    disk full: the driver raises OperationalError (or a DBAPIError flagged as a lost
+    connection). Such an error is the daemon's to wait out, never an item's to be failed for.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OperationalError):
+            return True
+        if isinstance(cur, DBAPIError) and cur.connection_invalidated:
+            return True
+        cur = cur.__cause__
+    return False
+
+
+_T = TypeVar("_T")
+RETRY_WAITS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)  # seconds, ~16 s in all
+
+
+def retry_outage(work: Callable[[], _T], waits: Sequence[float] = RETRY_WAITS) -> _T:
+    """Run `work` (a whole transaction), again after each wait while the database is away.
+
+    For a write that must not be lost once its effect is outside (a mail handed to the
+    server): a terminated connection is replaced by the pool at the next try. Past the
+    waits the outage error is raised.
+    """
+    for wait in waits:
+        try:
+            return work()
+        except DBAPIError as exc:
+            if not is_outage(exc):
+                raise
+            time.sleep(wait)
+    return work()
 
 
 def is_postgres(engine: Engine) -> bool:

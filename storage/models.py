@@ -114,6 +114,8 @@ class Application(SQLModel, table=True):
     form_inbound_id: int | None = Field(default=None, foreign_key="inboundmessage.id")
     products_inbound_id: int | None = Field(default=None, foreign_key="inboundmessage.id")
     waiting_reason: str = Field(default="")  # why a paid application is not issued yet
+    issue_attempts: int = 0  # issuance runs started (counted when each starts)
+    issue_error: str = Field(default="")  # non-empty: issuance failed, shunted until retried
     created_at: datetime
     updated_at: datetime
 
@@ -287,3 +289,13 @@ class Event(SQLModel, table=True):
     to_state: str = Field(default="", max_length=20)
     correlation_id: str = Field(default="", max_length=40)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class JobState(SQLModel, table=True):
+    """A scheduled job's health: consecutive failures and the last error (the shunt)."""
+
+    name: str = Field(primary_key=True, max_length=60)
+    failures: int = 0  # consecutive failed runs; 0 once a run succeeds
+    last_error: str = Field(default="")
+    failed_at: datetime | None = None
+    last_ok_at: datetime | None = None

@@ -6,11 +6,12 @@ import os
 import socket
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, text
+from sqlalchemy import func, or_, text, update
 from sqlmodel import Session, col, select
 
+from mailbot.invariant import InvariantError
 from mailbot.storage.models import (
     Application,
     Client,
@@ -166,45 +167,81 @@ def _alive(pid: int) -> bool:
     return True
 
 
+UNFINISHED = "processing did not finish {n} times (killed or timed out)"
+
+
 def claim_inbound(
     session: Session, *, now: datetime, lease: timedelta, max_attempts: int, limit: int = 1
 ) -> list[InboundMessage]:
-    """Lease messages waiting for processing; on PostgreSQL other workers skip them."""
-    waiting = or_(
-        col(InboundMessage.status) == InboundStatus.archived,
-        (col(InboundMessage.status) == InboundStatus.failed)
-        & (col(InboundMessage.attempts) < max_attempts),
+    """Lease messages waiting for processing, counting the attempt in the same UPDATE.
+
+    An attempt counts when work starts, not when Python raises: a process killed by the
+    OOM killer, SIGKILL or a time-out has used one too. A message claimed `max_attempts`
+    times without finishing is quarantined here instead of being claimed again. Fresh
+    messages go first (fewest attempts, then oldest), so a message that failed waits
+    behind the mail that came after it. On PostgreSQL other workers skip leased rows.
+    """
+    free = or_(col(InboundMessage.lease_until).is_(None), col(InboundMessage.lease_until) < now)
+    waiting = col(InboundMessage.status).in_([InboundStatus.archived, InboundStatus.failed])
+    worn_out = list(
+        session.exec(
+            select(InboundMessage)
+            .where(waiting, free, col(InboundMessage.attempts) >= max_attempts)
+            .order_by(col(InboundMessage.id))
+            .with_for_update(skip_locked=True)
+        )
     )
-    return _lease(session, InboundMessage, waiting, now=now, lease=lease, limit=limit)
+    for row in worn_out:
+        _quarantine_unfinished(session, row, now=now)
+    stmt = (
+        select(InboundMessage)
+        .where(waiting, free, col(InboundMessage.attempts) < max_attempts)
+        .order_by(col(InboundMessage.attempts), col(InboundMessage.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = list(session.exec(stmt))
+    for row in rows:
+        row.lease_until, row.lease_owner = now + lease, worker_id()
+        row.attempts += 1
+        session.add(row)
+    return rows
+
+
+def _quarantine_unfinished(session: Session, row: InboundMessage, *, now: datetime) -> None:
+    reason = UNFINISHED.format(n=row.attempts)
+    previous = row.last_error.strip()
+    row.last_error = f"{previous}\n{reason}" if previous else reason
+    from_state, row.status = row.status, InboundStatus.quarantined
+    row.lease_until, row.lease_owner = None, ""
+    session.add(row)
+    if row.id is None:
+        raise InvariantError("row.id is missing")
+    record_event(
+        session,
+        entity="inbound",
+        entity_id=row.id,
+        event="message_failed",
+        at=now,
+        from_state=from_state,
+        to_state=row.status,
+        correlation_id=row.correlation_id,
+        data={"error": reason, "attempts": row.attempts},
+    )
 
 
 def claim_outbox(
     session: Session, *, now: datetime, lease: timedelta, limit: int = 20
 ) -> list[OutboxMessage]:
     """Lease due outgoing mail; on PostgreSQL other workers skip the leased rows."""
-    due = (
-        col(OutboxMessage.status) == OutboxStatus.pending,
-        col(OutboxMessage.next_attempt_at) <= now,
-    )
-    return _lease(session, OutboxMessage, *due, now=now, lease=lease, limit=limit)
-
-
-_Leased = TypeVar("_Leased", InboundMessage, OutboxMessage)
-
-
-def _lease(
-    session: Session,
-    model: type[_Leased],
-    *where: ColumnElement[bool],
-    now: datetime,
-    lease: timedelta,
-    limit: int,
-) -> list[_Leased]:
-    """Lock the first `limit` rows matching `where` whose lease is free; lease them to us."""
     stmt = (
-        select(model)
-        .where(*where, or_(col(model.lease_until).is_(None), col(model.lease_until) < now))
-        .order_by(col(model.id))
+        select(OutboxMessage)
+        .where(
+            col(OutboxMessage.status) == OutboxStatus.pending,
+            col(OutboxMessage.next_attempt_at) <= now,
+            or_(col(OutboxMessage.lease_until).is_(None), col(OutboxMessage.lease_until) < now),
+        )
+        .order_by(col(OutboxMessage.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
@@ -213,6 +250,20 @@ def _lease(
         row.lease_until, row.lease_owner = now + lease, worker_id()
         session.add(row)
     return rows
+
+
+def release_own_leases(session: Session) -> int:
+    """Free the leases this process holds (after a database outage broke its pass)."""
+    me = worker_id()
+    freed = 0
+    for model in (InboundMessage, OutboxMessage):
+        result = session.execute(
+            update(model)
+            .where(col(model.lease_owner) == me)
+            .values(lease_until=None, lease_owner="")
+        )
+        freed += int(getattr(result, "rowcount", 0) or 0)
+    return freed
 
 
 def replies_since(session: Session, address: str, since: datetime) -> int:

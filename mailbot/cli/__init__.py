@@ -5,8 +5,6 @@ Each module of this package owns one area's commands; importing it registers the
 
 from __future__ import annotations
 
-import sys
-
 from mailbot.cli import (
     check,  # noqa: F401 - registers its commands
     clients,  # noqa: F401 - registers its commands
@@ -17,11 +15,6 @@ from mailbot.cli import (
     pool,  # noqa: F401 - registers its commands
     records,  # noqa: F401 - registers its commands
 )
-from mailbot.cli.base import app
+from mailbot.cli.base import main
 
-
-def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
+__all__ = ["main"]

@@ -8,10 +8,12 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailbot.config import ConfigError, Settings, load_settings
 from mailbot.logging import configure_logging
 from mailbot.runtime import Runtime, build_runtime
+from mailbot.storage.db import is_outage, missing_database
 from mailbot.storage.migrate import NotMigratedError, check_migrated
 
 app = typer.Typer(
@@ -77,11 +79,36 @@ def settings() -> Settings:
 
 
 def runtime(*, migrated: bool = True) -> Runtime:
-    """The runtime; refuses (exit 2) a database that is not migrated."""
-    rt = build_runtime(settings())
+    """The runtime; refuses (exit 2, one line) a database that is missing, unreachable or
+    not migrated. Only `migrated=False` (db upgrade) may create a SQLite database file."""
+    s = settings()
+    if migrated and (missing := missing_database(str(s.database_url))):
+        fail(missing, 2)
+    rt = build_runtime(s)
     if migrated:
         try:
             check_migrated(rt.engine)
         except NotMigratedError as exc:
             fail(str(exc), 2)
+        except SQLAlchemyError as exc:
+            fail(database_error(exc), 2)
     return rt
+
+
+def database_error(exc: SQLAlchemyError) -> str:
+    """One line for a database that cannot be reached (no traceback, no SQL)."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"database unreachable: {reason[0] if reason else type(exc).__name__}"
+
+
+def main() -> None:
+    """The `mailbot` command: a lost database ends any command with one line, exit 2."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except SQLAlchemyError as exc:
+        if not is_outage(exc):
+            raise
+        err.print(f"[bold red]error:[/] {database_error(exc)}", highlight=False)
+        sys.exit(2)

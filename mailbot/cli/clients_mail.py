@@ -31,19 +31,12 @@ news_app = group("news", "News to every subscribed client.")
 
 def _send_now(rt: Runtime) -> None:
     """Deliver what was just queued; whatever fails stays in the outbox for the daemon."""
-    from mailbot.mail.outbox import send_due
     from mailbot.service.daemon import open_transport
+    from mailbot.service.sending import send_queued
 
     transport = open_transport(rt.settings)
     try:
-        report = send_due(
-            rt.engine,
-            transport,
-            sender=rt.sender,
-            vault=rt.vault,
-            clock=rt.clock,
-            max_attempts=rt.settings.limits.max_attempts,
-        )
+        report = send_queued(rt, transport)
     finally:
         transport.close()
     out.print(f"mail sent: {report.sent}, to retry: {report.retried}, failed: {report.failed}")

@@ -13,6 +13,8 @@ from mailbot.guard import GuardedParseError
 from mailbot.mail.archive import read_raw
 from mailbot.mail.reading import Unreadable, read_message
 from mailbot.runtime import Runtime
+from mailbot.service.scheduler import run_job
+from mailbot.service.shunt import NotShunted, retry, shunt_table, shunted
 from mailbot.storage.db import transaction
 from mailbot.storage.models import (
     Application,
@@ -24,7 +26,9 @@ from mailbot.storage.models import (
 )
 from mailbot.storage.queries import record_event
 
-quarantine_app = group("quarantine", "Messages that failed too often: look, retry, reject.")
+quarantine_app = group(
+    "quarantine", "Everything set aside (messages, issuance, mail, jobs): look, retry, reject."
+)
 
 
 def _inbound(session: Session, ref: str) -> InboundMessage:
@@ -99,25 +103,11 @@ def log_command(
 
 @quarantine_app.command("list")
 def quarantine_list() -> None:
-    """Messages parked after too many failed attempts."""
+    """Everything set aside: quarantined messages, failed issuance, failed mail, failing jobs."""
     rt = runtime()
-    table = Table("id", "received", "from", "subject", "attempts", "last error")
     with transaction(rt.engine) as session:
-        for m in session.exec(
-            select(InboundMessage)
-            .where(InboundMessage.status == InboundStatus.quarantined)
-            .order_by(col(InboundMessage.id))
-        ):
-            last = m.last_error.strip().splitlines()[-1] if m.last_error else ""
-            table.add_row(
-                m.correlation_id,
-                f"{m.received_at:%Y-%m-%d %H:%M}",
-                m.from_addr,
-                m.subject[:40],
-                str(m.attempts),
-                last[:70],
-            )
-    out.print(table if table.row_count else "quarantine is empty")
+        items = shunted(session)
+    out.print(shunt_table(items) if items else "quarantine is empty")
 
 
 @quarantine_app.command("show")
@@ -182,24 +172,26 @@ def _move(
     session.add(m)
 
 
-def _requeue(ref: str, *, allowed: tuple[str, ...], note: str) -> None:
+def _requeue(ref: str) -> None:
     rt = runtime()
-    with transaction(rt.engine) as session:
-        m = _inbound(session, ref)
-        if m.status not in allowed:
-            fail(f"message {ref} is {m.status}; only {', '.join(allowed)} can be {note}")
-        m.attempts, m.acknowledged = 0, False
-        m.lease_until, m.lease_owner = None, ""
-        _move(
-            session, rt, m, InboundStatus.archived, event="message_requeued", data={"by": "admin"}
-        )
-    out.print(f"message {ref} will be processed on the next pass")
+    try:
+        with transaction(rt.engine) as session:
+            done = retry(session, ref, now=rt.clock())
+    except NotShunted as exc:
+        fail(str(exc))
+    out.print(done)
+    if ref.startswith("job:"):
+        name = ref.removeprefix("job:")
+        ok = run_job(rt, name)
+        out.print(f"job {name} ran now: {'ok' if ok else 'failed again (mailbot quarantine list)'}")
 
 
 @quarantine_app.command("retry")
-def quarantine_retry(ref: str) -> None:
-    """Put a quarantined message back for processing."""
-    _requeue(ref, allowed=(InboundStatus.quarantined, InboundStatus.failed), note="retried")
+def quarantine_retry(
+    ref: Annotated[str, typer.Argument(help="m12, EAN-2026-000012, o12 or job:invoice_sweep")],
+) -> None:
+    """Put one item set aside back to work (a message, an issuance, a mail or a job)."""
+    _requeue(ref)
 
 
 @quarantine_app.command("reject")
@@ -226,4 +218,4 @@ def quarantine_reject(
 @app.command("reprocess")
 def reprocess(ref: str) -> None:
     """Process a failed or quarantined message again now (after fixing its cause)."""
-    _requeue(ref, allowed=(InboundStatus.quarantined, InboundStatus.failed), note="reprocessed")
+    _requeue(ref if ref.startswith("m") else f"m{ref}")

@@ -46,7 +46,7 @@ def run(
 ) -> None:
     """Run the daemon: take in mail, process, issue, send."""
     from mailbot.service.daemon import open_intake, open_transport, prepare, run_forever, run_pass
-    from mailbot.service.scheduler import sweep_invoices
+    from mailbot.service.scheduler import run_job
 
     rt = runtime()
     if dry_run:
@@ -69,10 +69,12 @@ def run(
 
             metrics = Metrics(rt.engine)
             metrics.serve(rt.settings.metrics_port)
-        run_forever(rt, intake, transport, idle_timeout=5.0, metrics=metrics)
+        code = run_forever(rt, intake, transport, idle_timeout=5.0, metrics=metrics)
+        if code:
+            raise typer.Exit(code)  # systemd (Restart=on-failure) starts a fresh daemon
         return
     try:
-        sweep_invoices(rt)  # reminders and expiry are due on a one-shot pass too
+        run_job(rt, "invoice_sweep")  # reminders and expiry are due on a one-shot pass too
         report = run_pass(rt, intake, transport)
     finally:
         intake.close()

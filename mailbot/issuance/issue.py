@@ -28,8 +28,8 @@ from mailbot.mail.mailsplit import pack, part_budget, part_subject, raw_capacity
 from mailbot.mail.outbox import Outgoing, enqueue
 from mailbot.mail.render import SECRET_MASK, FileAttachment, Mail, render_body, reply_subject
 from mailbot.runtime import Runtime
-from mailbot.service.alerts import alert_low_pools
-from mailbot.storage.db import transaction
+from mailbot.service.alerts import alert_low_pools, alert_stuck
+from mailbot.storage.db import is_outage, transaction
 from mailbot.storage.models import (
     Application,
     Barcode,
@@ -51,26 +51,78 @@ POOL_EMPTY = (
 
 
 def issue_paid(rt: Runtime) -> int:
-    """Issue every paid application that can be issued; returns how many were."""
+    """Issue every paid application that can be issued; returns how many were.
+
+    One application's fault never stops the rest (the shunt): an exception while issuing it
+    sets it aside with the reason (`issue_error`, shown by `mailbot status` and `mailbot
+    quarantine list`, cleared by `mailbot quarantine retry EAN-…`), and the attempt counted
+    when its issuance starts means one that kills the process is set aside after
+    limits.max_attempts starts. Only the database going away ends the pass.
+    """
     issued = 0
     while True:
-        with transaction(rt.engine) as session:
-            app = _next_paid(session, without_codes=False)
-            if app is None:
-                break
-            outcome = allocate_codes(session, rt, app)
-            app_id = app.id
-        crash_point("after_allocate")
-        if outcome != "held":
-            _alert(rt)
-        if outcome == "waiting" or app_id is None:
+        picked: list[int] = []  # the application in hand, known even if step 1 raises
+        try:
+            with transaction(rt.engine) as session:
+                app = _next_paid(session, without_codes=False)
+                if app is None:
+                    break
+                if app.id is None:
+                    raise InvariantError("app.id is missing")
+                picked.append(app.id)
+                if app.issue_attempts >= rt.settings.limits.max_attempts:
+                    _set_aside(session, rt, app, UNFINISHED.format(n=app.issue_attempts))
+                    continue
+                outcome = allocate_codes(session, rt, app)
+                if outcome != "waiting":  # an empty pool is no attempt of this application's
+                    app.issue_attempts += 1
+                    session.add(app)
+            crash_point("after_allocate")
+            if outcome != "held":
+                _alert(rt)
+            if outcome == "waiting":
+                continue
+            with transaction(rt.engine) as session:
+                done = deliver(session, rt, picked[0])
+        except Exception as exc:  # the per-application boundary: set it aside, go on
+            if is_outage(exc) or not picked:
+                raise
+            _fail(rt, picked[0], exc)
             continue
-        with transaction(rt.engine) as session:
-            done = deliver(session, rt, app_id)
         if done:
             issued += 1
             crash_point("after_issue")
     return issued
+
+
+UNFINISHED = "issuance did not finish {n} times (killed or timed out)"
+
+
+def _fail(rt: Runtime, app_id: int, exc: Exception) -> None:
+    reason = f"issuance failed: {exc!r}"[:1000]
+    with transaction(rt.engine) as session:
+        app = session.get(Application, app_id)
+        if app is None:
+            raise InvariantError("applications are never deleted")
+        _set_aside(session, rt, app, reason)
+
+
+def _set_aside(session: Session, rt: Runtime, app: Application, reason: str) -> None:
+    """Mark `app` failed with `reason` in the caller's transaction; the admin is told."""
+    if app.id is None:
+        raise InvariantError("app.id is missing")
+    now = rt.clock()
+    app.issue_error = reason
+    session.add(app)
+    record_event(
+        session,
+        entity="application",
+        entity_id=app.id,
+        event="issuance_failed",
+        at=now,
+        data={"error": reason, "attempts": app.issue_attempts},
+    )
+    alert_stuck(session, rt, what="выдача по заявке", ref=app.number, reason=reason)
 
 
 def allocate_paid(rt: Runtime) -> int:
@@ -102,7 +154,11 @@ def _alert(rt: Runtime) -> None:
 
 def _next_paid(session: Session, *, without_codes: bool) -> Application | None:
     """The oldest paid application no other worker holds (SKIP LOCKED), locked until commit."""
-    query = select(Application).where(Application.state == S.paid, Application.waiting_reason == "")
+    query = select(Application).where(
+        Application.state == S.paid,
+        Application.waiting_reason == "",
+        Application.issue_error == "",
+    )
     if without_codes:
         query = query.where(~exists().where(col(Barcode.application_id) == Application.id))
     return session.exec(

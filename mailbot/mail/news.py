@@ -21,10 +21,11 @@ from sqlmodel import Session, col, func, select
 
 from mailbot.crashpoints import crash_point
 from mailbot.invariant import InvariantError
-from mailbot.mail.outbox import Outgoing, enqueue, send_due
+from mailbot.mail.outbox import Outgoing, enqueue
 from mailbot.mail.render import Mail, render_body
 from mailbot.mail.transport import Transport
 from mailbot.runtime import Runtime
+from mailbot.service.sending import send_queued
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Client
 from mailbot.storage.models_clients import NewsCampaign, NewsDelivery, SubscriptionToken
@@ -185,14 +186,7 @@ def send_campaign(  # noqa: PLR0913 - sleep and monotonic are injected for tests
 
 def _deliverer(rt: Runtime, transport: Transport) -> Callable[[], None]:
     def deliver() -> None:
-        send_due(
-            rt.engine,
-            transport,
-            sender=rt.sender,
-            vault=rt.vault,
-            clock=rt.clock,
-            max_attempts=rt.settings.limits.max_attempts,
-        )
+        send_queued(rt, transport)  # the one retry policy of every caller
 
     return deliver
 

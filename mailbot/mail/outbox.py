@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
+from cryptography.fernet import InvalidToken
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -36,7 +37,7 @@ from mailbot.invariant import InvariantError
 from mailbot.issuance.vault import Vault
 from mailbot.mail.render import SECRET_MASK, Mail, compose, new_message_id
 from mailbot.mail.transport import DeliveryError, DeliveryUnknown, Envelope, Transport
-from mailbot.storage.db import transaction
+from mailbot.storage.db import is_outage, retry_outage, transaction
 from mailbot.storage.models import OutboxMessage, OutboxRecipient, OutboxStatus
 from mailbot.storage.queries import claim_outbox, record_event, replies_since
 
@@ -165,19 +166,35 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
 
 
-def send_due(  # noqa: PLR0913 - branch shunt rewrites send_due
+# Called with (session, the failed row, why) in the transaction that fails the row: the
+# daemon and the CLI pass the same hook (mailbot.service.sending), which alerts the admin.
+FailedHook = Callable[[Session, OutboxMessage, str], None]
+UNSEALABLE = (
+    "the password in this mail was sealed with another MAILBOT_SECRET_KEY; every host "
+    "needs the same key (README, Several hosts): set it, then `mailbot quarantine retry o{id}`"
+)
+
+
+class Unsendable(Exception):
+    """A row that can never go out as it is (not a delivery failure): fail it, keep going."""
+
+
+def send_due(
     engine: Engine,
     transport: Transport,
     *,
     sender: Sender,
     vault: Vault,
     clock: Callable[[], datetime],
-    max_attempts: int | None = None,
     horizon: timedelta = RETRY_HORIZON,
+    on_failed: FailedHook | None = None,
 ) -> SendReport:
     """Deliver every due row; each delivery is committed on its own.
 
-    Transient failures are retried until `horizon` after queueing (or `max_attempts`).
+    One policy for every caller: transient failures are retried until `horizon` after
+    queueing. A row that cannot be opened (sealed with another key), rendered or handed to
+    the transport for a reason other than delivery is failed with that reason (and
+    `on_failed` told) while the rest go out; only the database going away ends the call.
     """
     sent = retried = failed = 0
     while True:
@@ -195,15 +212,28 @@ def send_due(  # noqa: PLR0913 - branch shunt rewrites send_due
                     sender=sender,
                     vault=vault,
                     clock=clock,
-                    max_attempts=max_attempts,
                     horizon=horizon,
+                    on_failed=on_failed,
                 )
             sent += outcome == "sent"
             retried += outcome == "retry"
             failed += outcome == "failed"
 
 
-def _deliver_one(  # noqa: PLR0913 - branch shunt rewrites delivery
+def _attempt(row: OutboxMessage, transport: Transport, sender: Sender, vault: Vault) -> None:
+    """Open the row's secret and hand the mail over; Unsendable when it never can go."""
+    data = row.body
+    if row.secret is not None:
+        try:
+            secret = vault.open(row.secret)
+        except InvalidToken:
+            raise Unsendable(UNSEALABLE.format(id=row.id)) from None
+        data = data.replace(SECRET_MASK.encode(), secret.encode(), 1)
+    envelope = Envelope(sender.address, tuple(row.recipients), row.message_id)
+    transport.deliver(data, envelope)
+
+
+def _deliver_one(
     engine: Engine,
     transport: Transport,
     row: OutboxMessage,
@@ -211,68 +241,94 @@ def _deliver_one(  # noqa: PLR0913 - branch shunt rewrites delivery
     sender: Sender,
     vault: Vault,
     clock: Callable[[], datetime],
-    max_attempts: int | None,
     horizon: timedelta,
+    on_failed: FailedHook | None,
 ) -> str:
-    data = row.body
-    if row.secret is not None:
-        data = data.replace(SECRET_MASK.encode(), vault.open(row.secret).encode(), 1)
-    envelope = Envelope(sender.address, tuple(row.recipients), row.message_id)
     error: DeliveryError | None = None
+    fault = ""
     try:
-        transport.deliver(data, envelope)
+        _attempt(row, transport, sender, vault)
     except DeliveryError as exc:
         error = exc
+    except Unsendable as exc:
+        fault = str(exc)
+    except Exception as exc:  # the per-row boundary: fail this row, send the rest
+        if is_outage(exc):
+            raise
+        fault = f"cannot be sent: {exc!r}"[:1000]
     crash_point("after_deliver")
-    with transaction(engine) as session:
-        fresh = session.get(OutboxMessage, row.id)
-        if fresh is None:
-            raise InvariantError("rows are never deleted")
-        now = clock()
-        fresh.attempts += 1
-        fresh.lease_until, fresh.lease_owner = None, ""
-        if error is None:
-            fresh.status, fresh.sent_at, fresh.secret = OutboxStatus.sent, now, None
-            outcome, event = "sent", "mail_sent"
-        elif error.permanent or _exhausted(fresh, now, max_attempts, horizon):
-            fresh.status, fresh.last_error = OutboxStatus.failed, str(error)
-            outcome, event = "failed", "mail_failed"
-        else:
-            fresh.last_error = str(error)
-            fresh.next_attempt_at = now + backoff(fresh.attempts)
-            outcome, event = "retry", "mail_deferred"
-        unknown = isinstance(error, DeliveryUnknown)
-        session.add(fresh)
-        if fresh.id is None:
-            raise InvariantError("fresh.id is missing")
-        record_event(
-            session,
-            entity="outbox",
-            entity_id=fresh.id,
-            event=event,
-            at=now,
-            to_state=fresh.status,
-            correlation_id=fresh.correlation_id,
-            data={"error": fresh.last_error, "outcome_unknown": unknown} if error else {},
-        )
+
+    def settle() -> tuple[str, str, bool]:
+        with transaction(engine) as session:
+            return _settle(session, row, error, fault, clock=clock, horizon=horizon,
+                           on_failed=on_failed)  # fmt: skip
+
+    # The mail is out: a lost database must not make us send it again, so the commit that
+    # says so is retried while the database comes back (a new connection, pre-pinged).
+    outcome, event, unknown = retry_outage(settle)
     log.info(
         event,
         outbox_id=row.id,
         kind=row.kind,
         message_id=row.message_id,
         msg=row.correlation_id,
-        error=str(error) if error else None,
+        error=fault or (str(error) if error else None),
         outcome_unknown=unknown,
     )
     return outcome
 
 
-def _exhausted(
-    row: OutboxMessage, now: datetime, max_attempts: int | None, horizon: timedelta
-) -> bool:
-    """True when a transient failure should end the row: attempts or horizon used up."""
-    if max_attempts is not None and row.attempts >= max_attempts:
-        return True
+def _settle(
+    session: Session,
+    row: OutboxMessage,
+    error: DeliveryError | None,
+    fault: str,
+    *,
+    clock: Callable[[], datetime],
+    horizon: timedelta,
+    on_failed: FailedHook | None,
+) -> tuple[str, str, bool]:
+    """Write the outcome of one delivery attempt; (outcome, event, outcome unknown)."""
+    fresh = session.get(OutboxMessage, row.id)
+    if fresh is None:
+        raise InvariantError("rows are never deleted")
+    now = clock()
+    fresh.attempts += 1
+    fresh.lease_until, fresh.lease_owner = None, ""
+    if fault:
+        fresh.status, fresh.last_error = OutboxStatus.failed, fault
+        outcome, event = "failed", "mail_failed"
+        if on_failed is not None:
+            on_failed(session, fresh, fault)
+    elif error is None:
+        fresh.status, fresh.sent_at, fresh.secret = OutboxStatus.sent, now, None
+        outcome, event = "sent", "mail_sent"
+    elif error.permanent or _exhausted(fresh, now, horizon):
+        fresh.status, fresh.last_error = OutboxStatus.failed, str(error)
+        outcome, event = "failed", "mail_failed"
+    else:
+        fresh.last_error = str(error)
+        fresh.next_attempt_at = now + backoff(fresh.attempts)
+        outcome, event = "retry", "mail_deferred"
+    unknown = isinstance(error, DeliveryUnknown)
+    session.add(fresh)
+    if fresh.id is None:
+        raise InvariantError("fresh.id is missing")
+    record_event(
+        session,
+        entity="outbox",
+        entity_id=fresh.id,
+        event=event,
+        at=now,
+        to_state=fresh.status,
+        correlation_id=fresh.correlation_id,
+        data={"error": fresh.last_error, "outcome_unknown": unknown} if error or fault else {},
+    )
+    return outcome, event, unknown
+
+
+def _exhausted(row: OutboxMessage, now: datetime, horizon: timedelta) -> bool:
+    """True when a transient failure should end the row: the horizon is used up."""
     created = row.created_at
     if created.tzinfo is None and now.tzinfo is not None:  # SQLite drops the zone
         created = created.replace(tzinfo=now.tzinfo)

@@ -63,3 +63,23 @@ def alert_low_pools(session: Session, rt: Runtime, *, now: datetime) -> list[str
             now=now,
         )
     return alerted
+
+
+def alert_stuck(session: Session, rt: Runtime, *, what: str, ref: str, reason: str) -> None:
+    """Queue one mail to the admin about an item set aside by the shunt (once per item and
+    attempt count, by its dedupe key); nothing without [admin] email, beyond the log line."""
+    now = rt.clock()
+    log.error("item_shunted", what=what, ref=ref, reason=reason[:300])
+    if not rt.settings.admin_email:
+        return
+    enqueue(
+        session,
+        Mail(
+            to=(rt.settings.admin_email,),
+            subject=f"mailbot: {what} {ref} отложено, нужна проверка",
+            text=render_body(rt.env, "stuck", {"what": what, "ref": ref, "reason": reason}),
+        ),
+        Outgoing(dedupe_key=f"stuck:{ref}:{now.isoformat()}"[:200], kind="alert"),
+        sender=rt.sender,
+        now=now,
+    )

@@ -18,7 +18,7 @@ from mailbot.config import ConfigError, Settings, load_settings
 from mailbot.invariant import InvariantError
 from mailbot.mail.intake.imap import ImapError, ImapIntake
 from mailbot.mail.transport import DeliveryError
-from mailbot.storage.db import make_engine
+from mailbot.storage.db import make_engine, missing_database
 from mailbot.storage.migrate import NotMigratedError, check_migrated
 
 
@@ -50,6 +50,9 @@ def run_checks(path: Path | None = None, env: Mapping[str, str] | None = None) -
 
 
 def check_database(settings: Settings) -> Finding:
+    missing = missing_database(str(settings.database_url))
+    if missing:
+        return _bad("database", missing)  # not created by a check
     engine = make_engine(settings.database_url)
     try:
         with engine.connect() as conn:

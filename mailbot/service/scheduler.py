@@ -8,6 +8,8 @@ no job store, only an interval and a first run at start.
 
 from __future__ import annotations
 
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,8 +20,9 @@ from sqlmodel import Session, col, select
 from mailbot.mail.outbox import Outgoing, enqueue
 from mailbot.mail.render import Mail, render_body, reply_subject
 from mailbot.runtime import Runtime
-from mailbot.storage.db import transaction
-from mailbot.storage.models import Application, Invoice, InvoiceStatus, OutboxMessage
+from mailbot.service.alerts import alert_stuck
+from mailbot.storage.db import is_outage, transaction
+from mailbot.storage.models import Application, Invoice, InvoiceStatus, JobState, OutboxMessage
 from mailbot.storage.models import ApplicationState as S
 from mailbot.workflow import transition
 
@@ -118,13 +121,54 @@ def sweep_invoices(rt: Runtime) -> SweepReport:
     return SweepReport(reminded, expired)
 
 
+JOBS: dict[str, Callable[[Runtime], object]] = {"invoice_sweep": sweep_invoices}
+
+
+def run_job(rt: Runtime, name: str) -> bool:
+    """Run the job `name` once under the shunt; True when it succeeded.
+
+    A failure is recorded with its reason and the count of failures in a row (`JobState`,
+    shown by `mailbot status` and `mailbot quarantine list`; the admin is told at the first
+    one) and never leaves this function: the next tick runs the job again. The database
+    being away is the daemon's outage, not the job's failure: one log line, nothing kept.
+    """
+    try:
+        JOBS[name](rt)
+    except Exception as exc:  # noqa: BLE001 - the per-job boundary: record it, go on
+        if is_outage(exc):
+            log.warning("job_skipped_database_unavailable", job=name, error=str(exc)[:200])
+            return False
+        _record(rt, name, "".join(traceback.format_exception(exc))[-4000:])
+        return False
+    _record(rt, name, "")
+    return True
+
+
+def _record(rt: Runtime, name: str, error: str) -> None:
+    now = rt.clock()
+    with transaction(rt.engine) as session:
+        job = session.get(JobState, name) or JobState(name=name)
+        if not error:
+            if job.failures or job.last_ok_at is None:
+                job.failures, job.last_ok_at = 0, now
+                session.add(job)
+            return
+        job.failures += 1
+        job.last_error, job.failed_at = error, now
+        session.add(job)
+        reason = error.strip().splitlines()[-1]
+        log.error("job_failed", job=name, failures=job.failures, error=reason)
+        if job.failures == 1:
+            alert_stuck(session, rt, what="задание", ref=f"job:{name}", reason=reason)
+
+
 def start_scheduler(rt: Runtime) -> BackgroundScheduler:
     """Background jobs with stable ids; the first sweep runs at start (catches up)."""
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
-        sweep_invoices,
+        run_job,
         "interval",
-        args=[rt],
+        args=[rt, "invoice_sweep"],
         id="invoice_sweep",
         minutes=SWEEP_MINUTES,
         next_run_time=datetime.now(UTC),

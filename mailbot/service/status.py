@@ -11,6 +11,7 @@ from sqlmodel import Session, col, func, select
 
 from mailbot.issuance.pool import pool_states
 from mailbot.runtime import Runtime
+from mailbot.service.shunt import render_shunt
 from mailbot.storage.models import (
     Application,
     ApplicationState,
@@ -47,6 +48,7 @@ def render_status(session: Session, rt: Runtime, out: Console) -> None:
     for row in stuck_rows(session, now):
         stuck.add_row(*row)
     out.print(stuck if stuck.row_count else "nothing is stuck")
+    render_shunt(session, out)
     for p in pool_states(session):
         low = " [bold red]LOW[/]" if p.active and p.free < rt.settings.pool_low_threshold else ""
         fill = 100 * p.used / (p.used + p.free) if p.used + p.free else 0.0
