@@ -32,7 +32,7 @@ from mailbot.config import Prefix, load_settings
 from mailbot.issuance.issue import issue_paid
 from mailbot.issuance.pool import allocate, sync_prefixes
 from mailbot.mail.maildir_outbox import MaildirTransport
-from mailbot.mail.outbox import send_due
+from mailbot.mail.outbox import Delivery, send_due
 from mailbot.runtime import Runtime, build_runtime
 from mailbot.storage.db import make_engine, transaction
 from mailbot.storage.migrate import upgrade
@@ -93,8 +93,7 @@ def end_to_end(url: str, codes: int) -> tuple[float, float, float, int]:
         seconds, rss = _measured(lambda: issue_paid(rt))
         transport = MaildirTransport(Path(var) / "outbox")
         started = time.perf_counter()
-        report = send_due(rt.engine, transport, sender=rt.sender, vault=rt.vault,
-                          clock=rt.clock)  # fmt: skip
+        report = send_due(rt.engine, Delivery(transport, rt.sender, rt.vault, rt.clock))
         return seconds, rss, time.perf_counter() - started, report.sent
 
 

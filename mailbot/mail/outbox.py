@@ -179,42 +179,37 @@ class Unsendable(Exception):
     """A row that can never go out as it is (not a delivery failure): fail it, keep going."""
 
 
-def send_due(
-    engine: Engine,
-    transport: Transport,
-    *,
-    sender: Sender,
-    vault: Vault,
-    clock: Callable[[], datetime],
-    horizon: timedelta = RETRY_HORIZON,
-    on_failed: FailedHook | None = None,
-) -> SendReport:
+@dataclass(frozen=True)
+class Delivery:
+    """How rows go out, the same for every caller (daemon, CLI, dry run): the next hop, our
+    envelope sender, the vault that opens sealed secrets, the clock, and one retry policy."""
+
+    transport: Transport
+    sender: Sender
+    vault: Vault
+    clock: Callable[[], datetime]
+    horizon: timedelta = RETRY_HORIZON
+    on_failed: FailedHook | None = None
+
+
+def send_due(engine: Engine, delivery: Delivery) -> SendReport:
     """Deliver every due row; each delivery is committed on its own.
 
-    One policy for every caller: transient failures are retried until `horizon` after
-    queueing. A row that cannot be opened (sealed with another key), rendered or handed to
-    the transport for a reason other than delivery is failed with that reason (and
+    One policy for every caller: transient failures are retried until `delivery.horizon`
+    after queueing. A row that cannot be opened (sealed with another key), rendered or
+    handed to the transport for a reason other than delivery is failed with that reason (and
     `on_failed` told) while the rest go out; only the database going away ends the call.
     """
     sent = retried = failed = 0
     while True:
         with transaction(engine) as session:
-            batch = claim_outbox(session, now=clock(), lease=LEASE)
+            batch = claim_outbox(session, now=delivery.clock(), lease=LEASE)
         if not batch:
             return SendReport(sent, retried, failed)
         for row in batch:
             ids = {"msg": row.correlation_id} if row.correlation_id else {}
             with structlog.contextvars.bound_contextvars(**ids):
-                outcome = _deliver_one(
-                    engine,
-                    transport,
-                    row,
-                    sender=sender,
-                    vault=vault,
-                    clock=clock,
-                    horizon=horizon,
-                    on_failed=on_failed,
-                )
+                outcome = _deliver_one(engine, delivery, row)
             sent += outcome == "sent"
             retried += outcome == "retry"
             failed += outcome == "failed"
@@ -233,21 +228,11 @@ def _attempt(row: OutboxMessage, transport: Transport, sender: Sender, vault: Va
     transport.deliver(data, envelope)
 
 
-def _deliver_one(
-    engine: Engine,
-    transport: Transport,
-    row: OutboxMessage,
-    *,
-    sender: Sender,
-    vault: Vault,
-    clock: Callable[[], datetime],
-    horizon: timedelta,
-    on_failed: FailedHook | None,
-) -> str:
+def _deliver_one(engine: Engine, delivery: Delivery, row: OutboxMessage) -> str:
     error: DeliveryError | None = None
     fault = ""
     try:
-        _attempt(row, transport, sender, vault)
+        _attempt(row, delivery.transport, delivery.sender, delivery.vault)
     except DeliveryError as exc:
         error = exc
     except Unsendable as exc:
@@ -260,8 +245,7 @@ def _deliver_one(
 
     def settle() -> tuple[str, str, bool]:
         with transaction(engine) as session:
-            return _settle(session, row, error, fault, clock=clock, horizon=horizon,
-                           on_failed=on_failed)  # fmt: skip
+            return _settle(session, row, error, fault, delivery)
 
     # The mail is out: a lost database must not make us send it again, so the commit that
     # says so is retried while the database comes back (a new connection, pre-pinged).
@@ -283,27 +267,24 @@ def _settle(
     row: OutboxMessage,
     error: DeliveryError | None,
     fault: str,
-    *,
-    clock: Callable[[], datetime],
-    horizon: timedelta,
-    on_failed: FailedHook | None,
+    delivery: Delivery,
 ) -> tuple[str, str, bool]:
     """Write the outcome of one delivery attempt; (outcome, event, outcome unknown)."""
     fresh = session.get(OutboxMessage, row.id)
     if fresh is None:
         raise InvariantError("rows are never deleted")
-    now = clock()
+    now = delivery.clock()
     fresh.attempts += 1
     fresh.lease_until, fresh.lease_owner = None, ""
     if fault:
         fresh.status, fresh.last_error = OutboxStatus.failed, fault
         outcome, event = "failed", "mail_failed"
-        if on_failed is not None:
-            on_failed(session, fresh, fault)
+        if delivery.on_failed is not None:
+            delivery.on_failed(session, fresh, fault)
     elif error is None:
         fresh.status, fresh.sent_at, fresh.secret = OutboxStatus.sent, now, None
         outcome, event = "sent", "mail_sent"
-    elif error.permanent or _exhausted(fresh, now, horizon):
+    elif error.permanent or _exhausted(fresh, now, delivery.horizon):
         fresh.status, fresh.last_error = OutboxStatus.failed, str(error)
         outcome, event = "failed", "mail_failed"
     else:

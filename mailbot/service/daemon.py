@@ -115,7 +115,7 @@ def secure_files(var_dir: Path) -> None:
                 os.chmod(path, 0o600)
 
 
-def run_pass(
+def run_pass(  # noqa: PLR0913 - stop, reader and metrics are the daemon's own knobs; the CLI passes none
     rt: Runtime,
     intake: Intake,
     transport: Transport,

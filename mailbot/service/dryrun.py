@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mailbot.issuance.issue import issue_paid
 from mailbot.mail.intake.base import Intake
-from mailbot.mail.outbox import send_due
+from mailbot.mail.outbox import Delivery, send_due
 from mailbot.mail.transport import Envelope
 from mailbot.pipeline import process_pending, take_in
 from mailbot.runtime import Runtime
@@ -58,7 +58,7 @@ def dry_run_pass(rt: Runtime, intake: Intake) -> Iterator[str]:
             received = take_in(dry, intake)
             processed = process_pending(dry)
             issued = issue_paid(dry)
-            send_due(engine, transport, sender=dry.sender, vault=dry.vault, clock=dry.clock)
+            send_due(engine, Delivery(transport, dry.sender, dry.vault, dry.clock))
         finally:
             engine.dispose()
             intake.close()

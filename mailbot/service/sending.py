@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from mailbot.mail.outbox import SendReport, send_due
+from mailbot.mail.outbox import Delivery, SendReport, send_due
 from mailbot.mail.transport import Transport
 from mailbot.runtime import Runtime
 from mailbot.service.alerts import alert_stuck
@@ -24,6 +24,5 @@ def send_queued(rt: Runtime, transport: Transport) -> SendReport:
         ref = f"o{row.id}"
         alert_stuck(session, rt, what="письмо", ref=ref, reason=reason)
 
-    return send_due(
-        rt.engine, transport, sender=rt.sender, vault=rt.vault, clock=rt.clock, on_failed=on_failed
-    )
+    delivery = Delivery(transport, rt.sender, rt.vault, rt.clock, on_failed=on_failed)
+    return send_due(rt.engine, delivery)

@@ -18,7 +18,7 @@ from mailbot.config import Prefix
 from mailbot.issuance.issue import issue_paid
 from mailbot.issuance.pool import sync_prefixes
 from mailbot.mail.maildir_outbox import MaildirTransport
-from mailbot.mail.outbox import send_due
+from mailbot.mail.outbox import Delivery, send_due
 from mailbot.mail.render import SECRET_MASK
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
@@ -43,7 +43,7 @@ def _issue(rt: Runtime, clock: FakeClock, rows: int, *, limit: int) -> int:
 
 def _delivered(rt: Runtime, folder: Path) -> list[EmailMessage]:
     transport = MaildirTransport(folder)
-    send_due(rt.engine, transport, sender=rt.sender, vault=rt.vault, clock=rt.clock)
+    send_due(rt.engine, Delivery(transport, rt.sender, rt.vault, rt.clock))
     parser = BytesParser(policy=policy.default)
     files = sorted((folder / "new").iterdir(), key=lambda p: p.stat().st_mtime_ns)
     return [parser.parsebytes(p.read_bytes()) for p in files]

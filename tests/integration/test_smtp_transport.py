@@ -13,7 +13,7 @@ from aiosmtplib import SMTPAuthenticationError
 from sqlmodel import Session, col, select
 from structlog.testing import capture_logs
 
-from mailbot.mail.outbox import Outgoing, SendReport, enqueue, send_due
+from mailbot.mail.outbox import Delivery, Outgoing, SendReport, enqueue, send_due
 from mailbot.mail.render import Mail
 from mailbot.mail.smtp import SmtpSettings, SmtpTransport
 from mailbot.mail.transport import DeliveryError, Envelope
@@ -194,7 +194,7 @@ class Queued:
 
     def send(self) -> SendReport:
         rt = self.rt
-        return send_due(rt.engine, self.transport, sender=rt.sender, vault=rt.vault, clock=rt.clock)
+        return send_due(rt.engine, Delivery(self.transport, rt.sender, rt.vault, rt.clock))
 
     def reload(self) -> OutboxMessage:
         with Session(self.rt.engine) as session:
