@@ -95,7 +95,10 @@ def _pay(
     if invoice.status == InvoiceStatus.paid:
         return PayResult(ok=True, message=f"invoice {number} is already paid")
     due = invoice.total - invoice.from_balance
+    if amount is not None and not (amount.is_finite() and amount > 0):
+        return PayResult(ok=False, message=f"amount {amount} is not a positive sum of money")
     amount = due if amount is None else amount.quantize(Decimal("0.01"))
+    force_reason = " ".join(force_reason.split())
     if amount != due and not force_reason:
         return PayResult(
             ok=False,
@@ -111,7 +114,13 @@ def _pay(
         reason=force_reason,
         created_at=now,
     )
-    return settle(session, invoice, payment, now=now)
+    result = settle(session, invoice, payment, now=now)
+    if result.ok and payment.paid_on < invoice.issued_on:
+        warning = f"warning: paid on {payment.paid_on:%d.%m.%Y}, before the invoice was issued"
+        return PayResult(
+            ok=True, message=f"{result.message}\n{warning} ({invoice.issued_on:%d.%m.%Y})"
+        )
+    return result
 
 
 def _locked_invoice(session: Session, number: str) -> Invoice | None:
