@@ -21,6 +21,7 @@ from mailbot.crashpoints import crash_point
 from mailbot.invariant import InvariantError
 from mailbot.parsers.bank_statement_1c import (
     StatementDocument,
+    UnreadableDocument,
     find_invoice_numbers,
     parse_statement,
 )
@@ -171,7 +172,63 @@ def settle(
             "fingerprint": payment.fingerprint,
         },
     )
-    return PayResult(ok=True, message=f"invoice {number} paid: {amount} RUB; {app.number} → paid")
+    message = f"invoice {number} paid: {amount} RUB; {app.number} → paid"
+    surplus = surplus_of(invoice, payment)
+    if surplus > 0 and app.client_id is None:
+        message += f"; surplus {surplus} RUB goes to the balance when the client is registered"
+    elif surplus > 0:
+        locked = select(Client).where(Client.id == app.client_id).with_for_update()
+        client = session.exec(locked).one()
+        credit_surplus(session, client, invoice, payment, now=now)
+        message += f"; surplus {surplus} RUB credited to the balance ({client.balance} RUB)"
+    return PayResult(ok=True, message=message)
+
+
+def surplus_of(invoice: Invoice, payment: Payment) -> Decimal:
+    """What `payment` brought beyond what `invoice` asked for (0.00 when nothing)."""
+    return max(Decimal("0.00"), payment.amount - (invoice.total - invoice.from_balance))
+
+
+def credit_surplus(
+    session: Session, client: Client, invoice: Invoice, payment: Payment, *, now: datetime
+) -> None:
+    """Add an overpayment's surplus to the (locked) client's balance, with its movement."""
+    if client.id is None:
+        raise InvariantError("client.id is missing")
+    surplus = surplus_of(invoice, payment)
+    client.balance += surplus
+    session.add(client)
+    record_event(
+        session,
+        entity="client",
+        entity_id=client.id,
+        event="balance_credited",
+        at=now,
+        data={
+            "amount": str(surplus),
+            "balance": str(client.balance),
+            "surplus_of": invoice.number,
+            "payment": payment.fingerprint,
+        },
+    )
+
+
+def credit_waiting_surplus(
+    session: Session, app: Application, client: Client, now: datetime
+) -> None:
+    """At a new client's registration: credit what its application's payments brought beyond
+    their invoices (settle could not: there was no client yet)."""
+    paid = session.exec(
+        select(Invoice, Payment)
+        .join(Payment, col(Payment.invoice_id) == col(Invoice.id))
+        .where(Invoice.application_id == app.id, Payment.status == "applied")
+        .order_by(col(Payment.id))
+    ).all()
+    for invoice, payment in paid:
+        if surplus_of(invoice, payment) > 0:
+            payment.client_id = client.id
+            session.add(payment)
+            credit_surplus(session, client, invoice, payment, now=now)
 
 
 def credit(session: Session, client: Client, payment: Payment) -> PayResult:
@@ -228,13 +285,67 @@ def import_statement(
         return ImportSummary(warnings=warnings, error=statement.error)
     ctx = _Context(rt.clock(), source, correlation_id, hold_reason)
     docs = [d for d in statement.documents if d.incoming]
-    known = _known_keys(session, [_key(d, ctx) for d in docs])
+    unread = {f"unreadable:{u.fingerprint}": u for u in statement.unreadable}
+    known = _known_keys(session, [*(_key(d, ctx) for d in docs), *unread])
     invoices, apps = _invoices(session, {n for d in docs for n in find_invoice_numbers(d.purpose)})
     clients = _clients(session, {d.payer_inn.strip() for d in docs} - {""})
     rows = [_one(session, ctx, doc, known, invoices, clients) for doc in statement.documents]
+    held = [_hold_unreadable(session, ctx, key, u, known) for key, u in unread.items()]
     session.flush()
     del apps  # held until here so that `settle` finds them in the identity map
-    return ImportSummary(tuple(_logged(session, ctx, row) for row in rows), warnings)
+    outcomes = [_logged(session, ctx, row) for row in rows]
+    outcomes += [_logged_unreadable(session, ctx, payment, o) for payment, o in held]
+    return ImportSummary(tuple(sorted(outcomes, key=lambda o: o.line)), warnings)
+
+
+def _hold_unreadable(
+    session: Session,
+    ctx: _Context,
+    key: str,
+    doc: UnreadableDocument,
+    known: dict[str, int | None],
+) -> tuple[Payment | None, Outcome]:
+    """Hold a document we could not read, its raw lines kept, so no payment goes unseen.
+
+    Its amount is unknown, so it is stored as 0.00 and can only be rejected or entered by
+    hand (`invoices pay N --amount …`); `payments apply` refuses it.
+    """
+    reason = f"unreadable document: {doc.reason}"
+    if key in known:
+        twin = known[key]
+        why = f"already imported as payment {twin}" if twin else "twice in this statement"
+        return None, Outcome(doc.line, "", Decimal("0.00"), "", "duplicate", why)
+    known[key] = None
+    payment = Payment(
+        fingerprint=key,
+        amount=Decimal("0.00"),
+        paid_on=ctx.now.date(),
+        source=ctx.source,
+        purpose=doc.raw,
+        status="held",
+        reason=reason,
+        created_at=ctx.now,
+    )
+    session.add(payment)
+    return payment, Outcome(doc.line, "", Decimal("0.00"), "", "unreadable", reason)
+
+
+def _logged_unreadable(
+    session: Session, ctx: _Context, payment: Payment | None, o: Outcome
+) -> Outcome:
+    if payment is None or payment.id is None:
+        return o
+    record_event(
+        session,
+        entity="payment",
+        entity_id=payment.id,
+        event="payment_held",
+        at=ctx.now,
+        to_state="held",
+        correlation_id=ctx.correlation_id,
+        data={"reason": o.reason, "amount": None, "invoice": None},
+    )
+    return dataclasses.replace(o, payment_id=payment.id)
 
 
 def _key(doc: StatementDocument, ctx: _Context) -> str:
@@ -375,8 +486,18 @@ def apply_held(rt: Runtime, payment_id: int, *, invoice_number: str | None = Non
     now = rt.clock()
     with transaction(rt.engine) as session:
         payment = _locked_payment(session, payment_id)
-        if payment is None or payment.status != "held":
-            return PayResult(ok=False, message=f"payment {payment_id} is not held")
+        if payment is None:
+            return PayResult(ok=False, message=f"no payment {payment_id}")
+        if payment.status != "held":
+            return PayResult(
+                ok=False, message=f"payment {payment_id} is {payment.status}, not held"
+            )
+        if payment.amount <= 0:
+            return PayResult(
+                ok=False,
+                message=f"payment {payment_id} could not be read from the statement: reject it "
+                "and enter the money with `mailbot invoices pay N --amount X --date D`",
+            )
         invoice = (
             _locked_invoice(session, invoice_number)
             if invoice_number
@@ -409,8 +530,12 @@ def reject_held(rt: Runtime, payment_id: int, *, reason: str) -> PayResult:
     now = rt.clock()
     with transaction(rt.engine) as session:
         payment = _locked_payment(session, payment_id)
-        if payment is None or payment.status != "held":
-            return PayResult(ok=False, message=f"payment {payment_id} is not held")
+        if payment is None:
+            return PayResult(ok=False, message=f"no payment {payment_id}")
+        if payment.status != "held":
+            return PayResult(
+                ok=False, message=f"payment {payment_id} is {payment.status}, not held"
+            )
         payment.status, payment.reason = "rejected", f"{reason} (was: {payment.reason})"
         session.add(payment)
         record_event(
