@@ -44,6 +44,19 @@ class StatementWarning:
 
 
 @dataclass(frozen=True)
+class UnreadableDocument:
+    """A document that may be money for us but cannot be read: kept whole for the accountant."""
+
+    line: int
+    reason: str
+    raw: str  # the document's lines as they stand in the file
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.raw.encode("utf-8")).hexdigest()[:40]
+
+
+@dataclass(frozen=True)
 class StatementDocument:
     line: int
     kind: str
@@ -74,6 +87,7 @@ class Statement:
     documents: tuple[StatementDocument, ...] = ()
     warnings: tuple[StatementWarning, ...] = ()
     error: str | None = None
+    unreadable: tuple[UnreadableDocument, ...] = ()
 
 
 def parse_statement(
@@ -214,6 +228,8 @@ class _Reader:
     doc_line: int = 0
     doc_kind: str = ""
     doc: dict[str, str] = field(default_factory=dict)
+    doc_raw: list[str] = field(default_factory=list)
+    unreadable: list[UnreadableDocument] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
 
     def warn(self, line: int, message: str) -> None:
@@ -237,7 +253,7 @@ class _Reader:
             if len(self.documents) > max_documents:
                 return False
         if self.section == "document":
-            self.warn(self.doc_line, "file ends inside a document (truncated?); document skipped")
+            self._unreadable("file ends inside a document (truncated?)")
         if self.section != "end":
             self.warn(len(lines), "no КонецФайла; the file may be truncated")
         return True
@@ -245,7 +261,11 @@ class _Reader:
     def _line(self, number: int, line: str) -> None:
         key, sep, value = line.partition("=")
         key, value = key.strip().casefold(), value.strip()
+        if self.section == "document" and not (key == "секциядокумент" and sep):
+            self.doc_raw.append(line)
         if self._marker(number, key, value, sep=bool(sep)):
+            if self.section == "document" and number == self.doc_line:
+                self.doc_raw = [line]  # a new document starts with its marker line
             return
         if not line:
             self.warn(number, "blank line ignored")
@@ -300,11 +320,11 @@ class _Reader:
         doc, line = self.doc, self.doc_line
         amount = _parse_amount(doc.get("сумма", ""))
         if amount is None:
-            self.warn(line, f"document skipped: bad or missing Сумма {doc.get('сумма', '')!r}")
+            self._unreadable(f"bad or missing Сумма {doc.get('сумма', '')!r}")
             return
         doc_date = _parse_date(doc.get("дата", ""))
         if doc_date is None:
-            self.warn(line, f"document skipped: bad or missing Дата {doc.get('дата', '')!r}")
+            self._unreadable(f"bad or missing Дата {doc.get('дата', '')!r}")
             return
         number = doc.get("номер", "")
         if not number:
@@ -341,6 +361,16 @@ class _Reader:
                 fingerprint=fingerprint,
             )
         )
+
+    def _unreadable(self, reason: str) -> None:
+        """Keep a document we cannot read, unless it is plainly not paid to us."""
+        payee = self.doc.get("получательсчет") or self.doc.get("получательрасчсчет", "")
+        if payee and payee not in self.our_accounts:
+            self.warn(self.doc_line, f"outgoing document skipped: {reason}")
+            return
+        self.warn(self.doc_line, f"document unreadable, held for the accountant: {reason}")
+        raw = "\n".join(self.doc_raw)
+        self.unreadable.append(UnreadableDocument(self.doc_line, reason, raw))
 
     def _optional_date(self, line: int, value: str, label: str) -> dt.date | None:
         parsed = _parse_date(value) if value else None
@@ -381,4 +411,5 @@ class _Reader:
             documents=tuple(self.documents),
             warnings=tuple(sorted(self.warnings, key=lambda w: w.line)),
             error=None,
+            unreadable=tuple(self.unreadable),
         )

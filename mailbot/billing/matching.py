@@ -117,7 +117,7 @@ class Outcome:
     number: str
     amount: Decimal
     payer_inn: str
-    verdict: str  # applied | held | credited | skipped | duplicate
+    verdict: str  # applied | held | credited | skipped | duplicate | unreadable
     reason: str = ""
     invoice: str | None = None
     payment_id: int | None = None
@@ -129,17 +129,23 @@ class ImportSummary:
     warnings: tuple[str, ...] = ()
     error: str | None = None
 
+    @property
+    def needs_accountant(self) -> bool:
+        """Something was held or unreadable: the import command exits non-zero for scripts."""
+        return self.count("held") + self.count("unreadable") > 0
+
     def count(self, verdict: str) -> int:
         return sum(1 for o in self.outcomes if o.verdict == verdict)
 
     @property
     def line(self) -> str:
-        """Return «applied 1, held 2, credited 0, skipped 1, duplicates 0»."""
+        """Return «applied 1, held 2, unreadable 0, credited 0, skipped 1, duplicates 0»."""
         return ", ".join(
             f"{label} {self.count(v)}"
             for label, v in (
                 ("applied", "applied"),
                 ("held", "held"),
+                ("unreadable", "unreadable"),
                 ("credited", "credited"),
                 ("skipped", "skipped"),
                 ("duplicates", "duplicate"),

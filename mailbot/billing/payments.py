@@ -24,6 +24,7 @@ from mailbot.invariant import InvariantError
 from mailbot.parsers.bank_statement_1c import (
     Statement,
     StatementDocument,
+    UnreadableDocument,
     find_invoice_numbers,
     statement_result,
 )
@@ -99,7 +100,10 @@ def _pay(  # noqa: PLR0913 - billing's inputs, keyword-only; left to its owner
     if invoice.status == InvoiceStatus.paid:
         return PayResult(ok=True, message=f"invoice {number} is already paid")
     due = invoice.total - invoice.from_balance
+    if amount is not None and not (amount.is_finite() and amount > 0):
+        return PayResult(ok=False, message=f"amount {amount} is not a positive sum of money")
     amount = due if amount is None else amount.quantize(Decimal("0.01"))
+    force_reason = " ".join(force_reason.split())
     if amount != due and not force_reason:
         return PayResult(
             ok=False,
@@ -115,7 +119,13 @@ def _pay(  # noqa: PLR0913 - billing's inputs, keyword-only; left to its owner
         reason=force_reason,
         created_at=now,
     )
-    return settle(session, invoice, payment, now=now)
+    result = settle(session, invoice, payment, now=now)
+    if result.ok and payment.paid_on < invoice.issued_on:
+        warning = f"warning: paid on {payment.paid_on:%d.%m.%Y}, before the invoice was issued"
+        return PayResult(
+            ok=True, message=f"{result.message}\n{warning} ({invoice.issued_on:%d.%m.%Y})"
+        )
+    return result
 
 
 def _locked_invoice(session: Session, number: str) -> Invoice | None:
@@ -166,7 +176,63 @@ def settle(
             "fingerprint": payment.fingerprint,
         },
     )
-    return PayResult(ok=True, message=f"invoice {number} paid: {amount} RUB; {app.number} → paid")
+    message = f"invoice {number} paid: {amount} RUB; {app.number} → paid"
+    surplus = surplus_of(invoice, payment)
+    if surplus > 0 and app.client_id is None:
+        message += f"; surplus {surplus} RUB goes to the balance when the client is registered"
+    elif surplus > 0:
+        locked = select(Client).where(Client.id == app.client_id).with_for_update()
+        client = session.exec(locked).one()
+        credit_surplus(session, client, invoice, payment, now=now)
+        message += f"; surplus {surplus} RUB credited to the balance ({client.balance} RUB)"
+    return PayResult(ok=True, message=message)
+
+
+def surplus_of(invoice: Invoice, payment: Payment) -> Decimal:
+    """What `payment` brought beyond what `invoice` asked for (0.00 when nothing)."""
+    return max(Decimal("0.00"), payment.amount - (invoice.total - invoice.from_balance))
+
+
+def credit_surplus(
+    session: Session, client: Client, invoice: Invoice, payment: Payment, *, now: datetime
+) -> None:
+    """Add an overpayment's surplus to the (locked) client's balance, with its movement."""
+    if client.id is None:
+        raise InvariantError("client.id is missing")
+    surplus = surplus_of(invoice, payment)
+    client.balance += surplus
+    session.add(client)
+    record_event(
+        session,
+        entity="client",
+        entity_id=client.id,
+        event="balance_credited",
+        at=now,
+        data={
+            "amount": str(surplus),
+            "balance": str(client.balance),
+            "surplus_of": invoice.number,
+            "payment": payment.fingerprint,
+        },
+    )
+
+
+def credit_waiting_surplus(
+    session: Session, app: Application, client: Client, now: datetime
+) -> None:
+    """At a new client's registration: credit what its application's payments brought beyond
+    their invoices (settle could not: there was no client yet)."""
+    paid = session.exec(
+        select(Invoice, Payment)
+        .join(Payment, col(Payment.invoice_id) == col(Invoice.id))
+        .where(Invoice.application_id == app.id, Payment.status == "applied")
+        .order_by(col(Payment.id))
+    ).all()
+    for invoice, payment in paid:
+        if surplus_of(invoice, payment) > 0:
+            payment.client_id = client.id
+            session.add(payment)
+            credit_surplus(session, client, invoice, payment, now=now)
 
 
 def credit(session: Session, client: Client, payment: Payment) -> PayResult:
@@ -223,13 +289,67 @@ def import_statement(  # noqa: PLR0913 - billing's inputs, keyword-only; left to
         return ImportSummary(warnings=warnings, error=statement.error)
     ctx = _Context(rt.clock(), source, correlation_id, hold_reason)
     docs = [d for d in statement.documents if d.incoming]
-    known = _known_keys(session, [_key(d, ctx) for d in docs])
+    unread = {f"unreadable:{u.fingerprint}": u for u in statement.unreadable}
+    known = _known_keys(session, [*(_key(d, ctx) for d in docs), *unread])
     invoices, apps = _invoices(session, {n for d in docs for n in find_invoice_numbers(d.purpose)})
     clients = _clients(session, {d.payer_inn.strip() for d in docs} - {""})
     rows = [_one(session, ctx, doc, known, invoices, clients) for doc in statement.documents]
+    held = [_hold_unreadable(session, ctx, key, u, known) for key, u in unread.items()]
     session.flush()
     del apps  # held until here so that `settle` finds them in the identity map
-    return ImportSummary(tuple(_logged(session, ctx, row) for row in rows), warnings)
+    outcomes = [_logged(session, ctx, row) for row in rows]
+    outcomes += [_logged_unreadable(session, ctx, payment, o) for payment, o in held]
+    return ImportSummary(tuple(sorted(outcomes, key=lambda o: o.line)), warnings)
+
+
+def _hold_unreadable(
+    session: Session,
+    ctx: _Context,
+    key: str,
+    doc: UnreadableDocument,
+    known: dict[str, int | None],
+) -> tuple[Payment | None, Outcome]:
+    """Hold a document we could not read, its raw lines kept, so no payment goes unseen.
+
+    Its amount is unknown, so it is stored as 0.00 and can only be rejected or entered by
+    hand (`invoices pay N --amount …`); `payments apply` refuses it.
+    """
+    reason = f"unreadable document: {doc.reason}"
+    if key in known:
+        twin = known[key]
+        why = f"already imported as payment {twin}" if twin else "twice in this statement"
+        return None, Outcome(doc.line, "", Decimal("0.00"), "", "duplicate", why)
+    known[key] = None
+    payment = Payment(
+        fingerprint=key,
+        amount=Decimal("0.00"),
+        paid_on=ctx.now.date(),
+        source=ctx.source,
+        purpose=doc.raw,
+        status="held",
+        reason=reason,
+        created_at=ctx.now,
+    )
+    session.add(payment)
+    return payment, Outcome(doc.line, "", Decimal("0.00"), "", "unreadable", reason)
+
+
+def _logged_unreadable(
+    session: Session, ctx: _Context, payment: Payment | None, o: Outcome
+) -> Outcome:
+    if payment is None or payment.id is None:
+        return o
+    record_event(
+        session,
+        entity="payment",
+        entity_id=payment.id,
+        event="payment_held",
+        at=ctx.now,
+        to_state="held",
+        correlation_id=ctx.correlation_id,
+        data={"reason": o.reason, "amount": None, "invoice": None},
+    )
+    return dataclasses.replace(o, payment_id=payment.id)
 
 
 def _read(rt: Runtime, data: bytes, source: str) -> Statement:
@@ -385,8 +505,18 @@ def apply_held(rt: Runtime, payment_id: int, *, invoice_number: str | None = Non
     now = rt.clock()
     with transaction(rt.engine) as session:
         payment = _locked_payment(session, payment_id)
-        if payment is None or payment.status != "held":
-            return PayResult(ok=False, message=f"payment {payment_id} is not held")
+        if payment is None:
+            return PayResult(ok=False, message=f"no payment {payment_id}")
+        if payment.status != "held":
+            return PayResult(
+                ok=False, message=f"payment {payment_id} is {payment.status}, not held"
+            )
+        if payment.amount <= 0:
+            return PayResult(
+                ok=False,
+                message=f"payment {payment_id} could not be read from the statement: reject it "
+                "and enter the money with `mailbot invoices pay N --amount X --date D`",
+            )
         invoice = (
             _locked_invoice(session, invoice_number)
             if invoice_number
@@ -419,8 +549,12 @@ def reject_held(rt: Runtime, payment_id: int, *, reason: str) -> PayResult:
     now = rt.clock()
     with transaction(rt.engine) as session:
         payment = _locked_payment(session, payment_id)
-        if payment is None or payment.status != "held":
-            return PayResult(ok=False, message=f"payment {payment_id} is not held")
+        if payment is None:
+            return PayResult(ok=False, message=f"no payment {payment_id}")
+        if payment.status != "held":
+            return PayResult(
+                ok=False, message=f"payment {payment_id} is {payment.status}, not held"
+            )
         payment.status, payment.reason = "rejected", f"{reason} (was: {payment.reason})"
         session.add(payment)
         record_event(

@@ -13,6 +13,8 @@ from mailbot.cli.base import fail, group, out, runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Invoice
 
+NEEDS_ACCOUNTANT = 3  # exit code of `payments import` when something was held or unreadable
+
 payments_app = group("payments", "Bank statements and payments waiting for the accountant.")
 
 
@@ -20,7 +22,11 @@ payments_app = group("payments", "Bank statements and payments waiting for the a
 def payments_import(
     file: Annotated[Path, typer.Argument(help="1CClientBankExchange file (kl_to_1c.txt)")],
 ) -> None:
-    """Import a bank statement: exact matches pay their invoices, the rest are held."""
+    """Import a bank statement: exact matches pay their invoices, the rest are held.
+
+    Exit code 0: everything applied, credited or already imported; 3: something was held or
+    unreadable (see `mailbot payments pending`); 1: the file is not a statement.
+    """
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -32,13 +38,18 @@ def payments_import(
         fail(f"{file}: {summary.error}")
     for o in summary.outcomes:
         target = f" invoice {o.invoice}" if o.invoice else ""
-        why = f" ({o.reason})" if o.verdict in ("held", "skipped", "duplicate") else ""
+        why = (
+            f" ({o.reason})" if o.verdict in ("held", "unreadable", "skipped", "duplicate") else ""
+        )
         out.print(
             f"line {o.line}: No {o.number or '-'} {o.amount} RUB from INN {o.payer_inn or '-'}: "
             f"{o.verdict}{target}{why}",
             highlight=False,
         )
     out.print(summary.line, highlight=False)
+    if summary.needs_accountant:
+        out.print("some payments need the accountant: mailbot payments pending", highlight=False)
+        raise typer.Exit(NEEDS_ACCOUNTANT)
 
 
 @payments_app.command("pending")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 import typer
@@ -196,19 +194,28 @@ def invoices_list(
 @invoices_app.command("pay")
 def invoices_pay(
     number: str,
-    amount: Annotated[str | None, typer.Option(help="amount received, RUB")] = None,
-    paid_on: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD")] = None,
-    force: Annotated[str, typer.Option(help="reason to accept a different amount")] = "",
+    amount: Annotated[
+        str | None, typer.Option(help="amount received, RUB: 2 500,00 or 2500.00")
+    ] = None,
+    paid_on: Annotated[
+        str | None, typer.Option("--date", help="day received: DD.MM.YYYY or YYYY-MM-DD")
+    ] = None,
+    force: Annotated[
+        str | None, typer.Option(help="reason to accept a different amount (kept in the log)")
+    ] = None,
 ) -> None:
     """Mark an invoice paid (idempotent); its codes go out on the next pass."""
+    from mailbot.billing.entry import EntryError, parse_amount, parse_day, parse_reason
     from mailbot.billing.payments import pay_invoice
 
+    rt = runtime()
     try:
-        money = None if amount is None else Decimal(amount.replace(",", "."))
-        day = None if paid_on is None else date.fromisoformat(paid_on)
-    except (InvalidOperation, ValueError):
-        fail("--amount must be a number and --date YYYY-MM-DD")
-    result = pay_invoice(runtime(), number, amount=money, paid_on=day, force_reason=force)
+        money = None if amount is None else parse_amount(amount)
+        day = None if paid_on is None else parse_day(paid_on, today=rt.clock().date())
+        reason = "" if force is None else parse_reason(force)
+    except EntryError as exc:
+        fail(str(exc))
+    result = pay_invoice(rt, number, amount=money, paid_on=day, force_reason=reason)
     if not result.ok:
         fail(result.message)
     out.print(result.message)

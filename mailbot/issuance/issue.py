@@ -17,6 +17,7 @@ from sqlalchemy import exists
 from sqlmodel import Session, col, select
 
 from mailbot.billing.invoices import service_party
+from mailbot.billing.payments import credit_waiting_surplus
 from mailbot.crashpoints import crash_point
 from mailbot.documents.barcodes import images_zips
 from mailbot.documents.certificate_pdf import render_certificate_pdf
@@ -259,6 +260,7 @@ def _client_for(session: Session, app: Application, rt: Runtime) -> tuple[Client
     for address in {client.email, app.sender}:
         add_client_address(session, client, address)
     app.client_id = client.id
+    credit_waiting_surplus(session, app, client, now)  # an overpayment made before it existed
     return client, password
 
 

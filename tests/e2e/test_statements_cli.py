@@ -57,13 +57,16 @@ def test_accountant_imports_a_dos_encoded_statement_twice_and_decides_the_held_p
         )
     )
 
-    first = mailbot(workdir, "payments", "import", str(file), env=env).stdout
-    assert "applied 1, held 1, credited 0, skipped 0, duplicates 0" in first
+    imported = mailbot(workdir, "payments", "import", str(file), env=env, check=False)
+    assert imported.returncode == 3  # something is held: a script must notice
+    first = imported.stdout
+    assert "applied 1, held 1, unreadable 0, credited 0, skipped 0, duplicates 0" in first
+    assert "mailbot payments pending" in first
     assert f"applied invoice {invoice.number}" in first
     assert _app_state(rt) == "paid"
 
     again = mailbot(workdir, "payments", "import", str(file), env=env).stdout
-    assert "applied 0, held 0, credited 0, skipped 0, duplicates 2" in again
+    assert "applied 0, held 0, unreadable 0, credited 0, skipped 0, duplicates 2" in again
 
     pending = mailbot(workdir, "payments", "pending", env=env).stdout
     assert "unknown invoice 2026-00123" in pending and "99.90" in pending

@@ -16,9 +16,12 @@ from mailbot.billing.payments import (
     pay_invoice,
     reject_held,
 )
+from mailbot.config import Prefix
+from mailbot.issuance.issue import issue_paid
+from mailbot.issuance.pool import sync_prefixes
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
-from mailbot.storage.models import Application, Client, Event, Invoice, Payment
+from mailbot.storage.models import Application, Client, Event, Invoice, Payment, ProductRow
 from mailbot.storage.queries import next_number
 from mailbot.workflow import must, transition
 from tests.fixtures.statements import (
@@ -127,7 +130,7 @@ def test_statement_applies_the_exact_match_holds_the_rest_and_credits_a_known_cl
     )
     summary = import_file(rt, data)
     assert summary.error is None
-    assert summary.line == "applied 1, held 2, credited 1, skipped 1, duplicates 0"
+    assert summary.line == "applied 1, held 2, unreadable 0, credited 1, skipped 1, duplicates 0"
     assert state(rt, paid) == ("paid", "paid")
     assert state(rt, partial) == ("issued", "invoiced")
     assert balance(rt, known) == Decimal("700.00")
@@ -155,7 +158,7 @@ def test_importing_the_same_file_twice_changes_nothing(rt: Runtime) -> None:
     import_file(rt, data)
     before = (payments(rt), balance(rt, known), state(rt, invoice))
     again = import_file(rt, data)
-    assert again.line == "applied 0, held 0, credited 0, skipped 0, duplicates 3"
+    assert again.line == "applied 0, held 0, unreadable 0, credited 0, skipped 0, duplicates 3"
     assert (payments(rt), balance(rt, known), state(rt, invoice)) == before
 
 
@@ -254,3 +257,86 @@ def test_balance_covering_the_whole_order_pays_it_without_an_invoice_to_pay(
     with Session(rt.engine) as s:
         events = [e.event for e in s.exec(select(Event).where(Event.entity == "application"))]
     assert "paid_from_balance" in events
+
+
+def test_every_document_ends_applied_held_or_duplicate_and_no_kopeck_is_lost(
+    rt: Runtime,
+) -> None:
+    """A good payment, an overpayment, an unreadable document and a duplicate."""
+    known = client(rt, inn=OTHER_CLIENT_INN)
+    good = invoiced(rt)
+    over = invoiced(rt, inn=OTHER_CLIENT_INN, client_id=known)  # an order of a known client
+    paid_over = over.total + Decimal("500.00")
+    overpay = incoming("2", amount=str(paid_over), purpose=purpose(over.number))
+    overpay["ПлательщикИНН"] = OTHER_CLIENT_INN
+    unreadable = incoming("3", amount="2 500,00 руб.", purpose=purpose(good.number))
+    pay_good = incoming("1", amount=str(good.total), purpose=purpose(good.number))
+    summary = import_file(rt, statement_bytes([pay_good, overpay, unreadable, pay_good]))
+    assert summary.line == "applied 1, held 1, unreadable 1, credited 0, skipped 0, duplicates 1"
+    assert summary.needs_accountant
+    verdicts = [(o.line > 0, o.verdict) for o in summary.outcomes]
+    assert sorted(v for _, v in verdicts) == ["applied", "duplicate", "held", "unreadable"]
+    [raw] = [o for o in summary.outcomes if o.verdict == "unreadable"]
+    with Session(rt.engine) as s:
+        held_raw = s.get(Payment, raw.payment_id)
+        assert held_raw is not None
+        assert held_raw.status == "held"
+        assert "Сумма=2 500,00 руб." in held_raw.purpose  # the raw lines, for the accountant
+    refused = apply_held(rt, raw.payment_id or 0)
+    assert not refused.ok and "could not be read" in refused.message
+
+    [overpaid] = [o for o in summary.outcomes if o.verdict == "held"]
+    result = apply_held(rt, overpaid.payment_id or 0)
+    assert result.ok
+    assert "surplus 500.00 RUB credited" in result.message
+    assert state(rt, over) == ("paid", "paid")
+    assert balance(rt, known) == Decimal("500.00")
+    with Session(rt.engine) as s:
+        moves = [e.data for e in s.exec(select(Event).where(Event.event == "balance_credited"))]
+    assert moves == [
+        {
+            "amount": "500.00",
+            "balance": "500.00",
+            "surplus_of": over.number,
+            "payment": moves[0]["payment"],
+        }
+    ]
+
+
+def test_an_overpayment_before_the_client_exists_waits_and_is_credited_at_issuance(
+    rt: Runtime,
+) -> None:
+    rt.settings = dataclasses.replace(rt.settings, prefixes=(Prefix("4601234", 100_000),))
+    with transaction(rt.engine) as s:
+        sync_prefixes(s, rt.settings.prefixes, now=rt.clock())
+    invoice = invoiced(rt)
+    with transaction(rt.engine) as s:
+        s.add_all(
+            ProductRow(
+                application_id=invoice.application_id,
+                row=2 + i,
+                name=f"Сок {i}",
+                product_type_code="01",
+                product_type_name="Продукты питания",
+                brand="Сад",
+                net_quantity="1",
+                unit="л",
+            )
+            for i in range(3)
+        )
+    result = pay_invoice(
+        rt, invoice.number, amount=invoice.total + Decimal("300.00"), force_reason="rounded up"
+    )
+    assert result.ok
+    assert "surplus 300.00 RUB goes to the balance when the client is registered" in (
+        result.message
+    )
+    assert issue_paid(rt) == 1
+    with Session(rt.engine) as s:
+        [registered] = s.exec(select(Client)).all()
+        assert registered.balance == Decimal("300.00")
+        [payment] = s.exec(select(Payment)).all()
+        assert payment.client_id == registered.id
+        [move] = s.exec(select(Event).where(Event.event == "balance_credited")).all()
+        assert move.entity_id == registered.id
+        assert move.data["surplus_of"] == invoice.number

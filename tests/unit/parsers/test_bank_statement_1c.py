@@ -220,12 +220,30 @@ def test_amount_is_a_decimal_with_two_places(raw: str, amount: str) -> None:
 
 
 @pytest.mark.parametrize("raw", ["", "abc", "700.001", "-700", "0", "0.00", "7e2", "700 руб."])
-def test_bad_amount_skips_the_document_with_a_warning(raw: str) -> None:
+def test_bad_amount_keeps_the_document_whole_as_unreadable(raw: str) -> None:
     data = statement_bytes([incoming(amount=raw), incoming("413")])
     statement = parse(data)
     assert [d.number for d in statement.documents] == ["413"]
-    assert statement.warnings[0].line == line_number(data, "СекцияДокумент=Платежное поручение")
-    assert statement.warnings[0].message.startswith("document skipped: bad or missing Сумма")
+    first = line_number(data, "СекцияДокумент=Платежное поручение")
+    assert statement.warnings[0].line == first
+    assert statement.warnings[0].message.startswith(
+        "document unreadable, held for the accountant: bad or missing Сумма"
+    )
+    (kept,) = statement.unreadable
+    assert kept.line == first
+    assert kept.reason.startswith("bad or missing Сумма")
+    lines = kept.raw.splitlines()
+    assert lines[0] == "СекцияДокумент=Платежное поручение"
+    assert f"Сумма={raw}".strip() in lines
+    assert lines[-1] != "СекцияДокумент=Платежное поручение"  # the next document is not in it
+
+
+def test_an_unreadable_document_paid_by_us_is_skipped_not_held() -> None:
+    doc = incoming(amount="abc")
+    doc["ПолучательСчет"] = "40702810900000000999"  # someone else's account: not money for us
+    statement = parse(statement_bytes([doc]))
+    assert statement.unreadable == ()
+    assert statement.warnings[0].message.startswith("outgoing document skipped: bad or missing")
 
 
 def test_bad_document_date_skips_it_and_bad_received_date_is_dropped_with_warnings() -> None:
@@ -235,7 +253,7 @@ def test_bad_document_date_skips_it_and_bad_received_date_is_dropped_with_warnin
     assert [d.number for d in statement.documents] == ["5"]
     assert statement.documents[0].received_on is None
     assert messages(statement) == [
-        "document skipped: bad or missing Дата '31.02.2026'",
+        "document unreadable, held for the accountant: bad or missing Дата '31.02.2026'",
         "bad ДатаПоступило 'вчера' ignored",
     ]
 
@@ -276,9 +294,12 @@ def test_truncated_file_keeps_complete_documents_and_skips_the_cut_one() -> None
     statement = parse(data)
     assert [d.number for d in statement.documents] == ["412"]
     assert messages(statement) == [
-        "file ends inside a document (truncated?); document skipped",
+        "document unreadable, held for the accountant: file ends inside a document (truncated?)",
         "no КонецФайла; the file may be truncated",
     ]
+    (cut,) = statement.unreadable
+    assert cut.raw.splitlines()[0] == "СекцияДокумент=Платежное поручение"
+    assert "Номер=413" in cut.raw.splitlines()
 
 
 def test_junk_and_blank_lines_are_ignored_and_warned_with_line_numbers() -> None:
