@@ -90,6 +90,8 @@ def unread_message(facts: RawFacts) -> ParsedMessage:
         content_type="",
         text="",
         attachments=(),
+        # the plain address raw_facts read, so identity.address_of gives the same sender
+        from_headers=(facts.from_addr,) if facts.from_addr else (),
     )
 
 

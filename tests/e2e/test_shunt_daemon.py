@@ -127,7 +127,9 @@ def test_paid_applications_that_cannot_be_issued_are_set_aside_and_the_others_ma
     engine = make_engine(db_url)
     with transaction(engine) as session:
         # The four share one client: the first issued mails its new password, which a
-        # 250-emoji name (a line over 998 octets) used to push out of the mask's reach.
+        # 250-emoji name (a line over 998 octets) used to push out of the mask's reach; the
+        # deliverables mail now shows at most 200 characters of a name, so that one is
+        # issued, and only the control character (openpyxl refuses it) is set aside.
         for app, name in ((apps[0], "😀" * 250), (apps[1], "Сок\x01яблочный")):
             session.execute(
                 update(ProductRow).where(col(ProductRow.application_id) == app.id).values(name=name)
@@ -137,21 +139,25 @@ def test_paid_applications_that_cannot_be_issued_are_set_aside_and_the_others_ma
     before = len(outbox_mails(workdir))
     mailbot(workdir, "run", "--once", env=env)
     apps = _rows(db_url, Application)
-    assert [a.state for a in apps] == ["paid", "paid", "issued", "issued"]
-    assert apps[0].issue_error.startswith("issuance failed:")
+    assert [a.state for a in apps] == ["issued", "paid", "issued", "issued"]
     assert "IllegalCharacterError" in apps[1].issue_error
     issued = outbox_mails(workdir)[before:]
     to = sorted(str(m["To"]).split(",")[0] for m in issued if str(m["To"]) != ADMIN)
-    assert to == ["buyer2@client.example.test", "buyer3@client.example.test"]
+    assert to == [
+        "buyer0@client.example.test",
+        "buyer2@client.example.test",
+        "buyer3@client.example.test",
+    ]
+    first = next(m for m in issued if str(m["To"]).startswith("buyer0@"))
+    assert all(p["Content-Transfer-Encoding"] != "quoted-printable" for p in first.walk())
     alerts = [m for m in issued if str(m["To"]) == ADMIN]
-    assert sorted(a.number for a in apps[:2] for m in alerts if a.number in str(m["Subject"])) == [
-        apps[0].number,
-        apps[1].number,
+    assert [a.number for a in apps for m in alerts if a.number in str(m["Subject"])] == [
+        apps[1].number
     ]
     status = mailbot(workdir, "status", env=env).stdout
     listing = mailbot(workdir, "quarantine", "list", env=env).stdout
-    for app in apps[:2]:
-        assert app.number in status and app.number in listing
+    assert apps[1].number in status and apps[1].number in listing
+    assert apps[0].number not in listing
 
 
 def test_a_mail_sealed_with_another_key_is_failed_with_a_reason_and_the_rest_sent(

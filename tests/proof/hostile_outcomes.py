@@ -35,6 +35,10 @@ def problems(*codes: C) -> Outcome:
 INSTRUCTIONS = Outcome("unknown_sender", ("instructions",))  # no form attached: the blanks
 INVOICE = Outcome("application", ("invoice",), Counter())
 NO_SENDER = Outcome("automatic")  # nobody to answer
+# Headers past a [limits] bound are never parsed: quarantined with the reason (issue 15),
+# the sender told which limit when the raw lines name one sender, else nobody answered.
+REFUSED = Outcome("unreadable", ("unreadable",))
+REFUSED_UNANSWERED = Outcome("unreadable")
 # The pipeline takes the form as .docx and the list as .xlsx/.xls/.ods/.csv, by extension:
 # a .docm, .xlsm or .doc is «a file we cannot read» and its document counts as missing.
 NOT_TAKEN_EXTS = (".docm", ".xlsm", ".doc")
@@ -48,7 +52,7 @@ READ_SAFELY = problems(C.barcode_count_mismatch)
 
 MESSAGE_SHAPES = {
     "nested-multipart-200": INSTRUCTIONS,  # the text part is found, no form
-    "header-line-2mb": INSTRUCTIONS,
+    "header-line-2mb": REFUSED,  # a 2 MB header: over max_header_block_bytes
     # the form is found whatever the boundary trouble, or no part at all is
     "boundary-unterminated": problems(C.file_missing),
     "boundary-no-boundary-param": INSTRUCTIONS,
@@ -75,10 +79,10 @@ MESSAGE_SHAPES = {
     "odd-eight-bit-headers": INSTRUCTIONS,
     "odd-unknown-charset": INSTRUCTIONS,
     "odd-bad-rfc2231": INSTRUCTIONS,
-    "odd-many-from": INSTRUCTIONS,
+    "odd-many-from": REFUSED_UNANSWERED,  # over max_headers, and no single From to answer
     "odd-rfc822-loop": INSTRUCTIONS,
     "odd-huge-text": INSTRUCTIONS,
-    "odd-message-id-flood": INSTRUCTIONS,
+    "odd-message-id-flood": REFUSED,  # over max_header_block_bytes
     "odd-zip-bomb-attachment": ZIP_REFUSED,
     "odd-zip-of-many": ZIP_REFUSED,
 }

@@ -39,7 +39,6 @@ from tests.proof.builders import (
     INJECTED_RCPT,
     HostileMail,
     hostile_mails,
-    sender,
 )
 
 T = TypeVar("T")
@@ -153,7 +152,10 @@ def violations(stored: Stored) -> list[str]:
         replies.setdefault(o.inbound_id, []).append(o)
     for r in stored.inbound:
         mine = replies.get(r.id, [])
-        if r.status != "processed" or r.last_error:  # our parser raised, or the handler did
+        refused = (
+            r.kind == "unreadable" and r.status == "quarantined" and "not parsed" in (r.last_error)
+        )  # headers past a limit: set aside unparsed, by rule (checked against `expected`)
+        if not refused and (r.status != "processed" or r.last_error):  # a parser raised
             last = r.last_error.strip().splitlines()[-1:] if r.last_error else ""
             out.append(f"{r.key}: {r.status}, last error {last}")
         out += [f"{r.key}: {v}" for v in _outcome_problems(r, mine, stored.problems)]
@@ -251,22 +253,22 @@ def test_two_hundred_hostile_mails_end_answered_or_parked_and_nothing_escapes(
     assert children_peak <= peak_after + limit
 
 
-def test_a_reply_goes_to_the_angle_address_whatever_the_display_name_holds(rt: Runtime) -> None:
+def test_a_from_whose_display_name_hides_an_injection_is_no_sender_and_never_answered(
+    rt: Runtime,
+) -> None:
+    """The identity rule (README «Who may do what by e-mail»): a From the RFC 5322 parser had
+    to repair (CR/LF or NUL hidden in an encoded or folded name) gives no sender at all, so
+    nobody is answered and no injected address ever becomes a recipient."""
     cases = [m for m in hostile_mails() if m.name.startswith(FROM_NAME_CASES)]
     for mail in cases:
         pipeline.archive_one(rt, _item(rt, mail.name, built(mail)))
     pipeline.process_pending(rt)
     stored = Stored.read(rt)
     assert len(stored.inbound) == len(cases) == 5
-    assert [r.from_addr for r in stored.inbound if "injected" in r.from_addr] == []
-    answered = {o.inbound_id: o.recipients for o in stored.outbox}
-    for r in stored.inbound:
-        label = r.key.removeprefix(f"proof:{FROM_NAME_CASES}")
-        if label == "bare-cr":  # a bare CR ends the header line: From holds no address at all
-            assert (r.from_addr, r.kind, answered.get(r.id)) == ("", "automatic", None)
-        else:
-            assert answered[r.id] == [r.from_addr] == [sender(f"inj-name-{label}")]
-    assert violations(stored) == []
+    assert [(r.from_addr, r.kind, r.status) for r in stored.inbound] == [
+        ("", "automatic", "processed")
+    ] * 5
+    assert stored.outbox == []
 
 
 @pytest.mark.parametrize(

@@ -262,7 +262,7 @@ def test_a_parse_past_its_deadline_is_unreadable_and_the_worker_is_replaced(
             "заголовок «subject» состоит из слишком многих",
         ),
         (mail(*[f"R: {i}" for i in range(1001)]), "в письме больше 1000 заголовков"),
-        (mail("From: " + "(" * 60_000), "оно повреждено или устроено слишком сложно"),
+        (mail("Message-ID: " + "(" * 60_000), "оно повреждено или устроено слишком сложно"),
         (Unreadable("time", "", {"seconds": "10"}), "его разбор не уложился в 10 с"),
         (
             Unreadable("memory", "", {"memory_mb": "512"}),
