@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, text, update
+from sqlalchemy import case, func, or_, text, update
 from sqlmodel import Session, col, select
 
 from mailbot.invariant import InvariantError
@@ -177,9 +177,11 @@ def claim_inbound(
 
     An attempt counts when work starts, not when Python raises: a process killed by the
     OOM killer, SIGKILL or a time-out has used one too. A message claimed `max_attempts`
-    times without finishing is quarantined here instead of being claimed again. Fresh
-    messages go first (fewest attempts, then oldest), so a message that failed waits
-    behind the mail that came after it. On PostgreSQL other workers skip leased rows.
+    times without finishing is quarantined here instead of being claimed again. A message
+    that failed (raised), or whose processing was cut off twice, waits behind the mail
+    that came after it; one cut off once keeps its place, oldest first: a single crash
+    (a restart, a deploy, another message's fault) leaves the order, hence the numbering,
+    as if nothing had happened. On PostgreSQL other workers skip leased rows.
     """
     free = or_(col(InboundMessage.lease_until).is_(None), col(InboundMessage.lease_until) < now)
     waiting = col(InboundMessage.status).in_([InboundStatus.archived, InboundStatus.failed])
@@ -193,10 +195,20 @@ def claim_inbound(
     )
     for row in worn_out:
         _quarantine_unfinished(session, row, now=now)
+    suspect = case(
+        (
+            or_(
+                col(InboundMessage.status) == InboundStatus.failed,
+                col(InboundMessage.attempts) >= 2,  # cut off twice
+            ),
+            1,
+        ),
+        else_=0,
+    )
     stmt = (
         select(InboundMessage)
         .where(waiting, free, col(InboundMessage.attempts) < max_attempts)
-        .order_by(col(InboundMessage.attempts), col(InboundMessage.id))
+        .order_by(suspect, col(InboundMessage.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )

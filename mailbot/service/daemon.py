@@ -158,12 +158,14 @@ class _Signals:
     """SIGTERM/SIGINT set `event`; during a wait they also end the wait at once."""
 
     def __init__(self) -> None:
-        self.event, self.waiting = threading.Event(), False
+        self.event, self.waiting, self.signum = threading.Event(), False, 0
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
 
     def _stop(self, signum: int, _frame: FrameType | None) -> None:
-        log.info("daemon_stopping", signal=signum)
+        # No logging here: the signal may land while this thread holds the log's lock
+        # (writing a line to a full pipe), and logging again would deadlock the daemon.
+        self.signum = signum
         sdnotify.notify("STOPPING=1")
         self.event.set()
         if self.waiting:
@@ -226,6 +228,8 @@ def run_forever(
         while code is None and not d.signals.event.is_set():
             code = _cycle(d)
     finally:
+        if d.signals.signum:
+            log.info("daemon_stopping", signal=d.signals.signum)
         scheduler.shutdown(wait=True)
         d.lock.release()
         intake.close()

@@ -87,10 +87,14 @@ def test_a_message_claimed_max_attempts_times_without_finishing_is_quarantined(
 
 def test_a_message_that_failed_waits_behind_fresh_ones(rt: Runtime) -> None:
     with transaction(rt.engine) as session:
-        _inbound(session, rt, "tried-once", attempts=1)
+        _inbound(session, rt, "raised-once", attempts=1).status = InboundStatus.failed
+        _inbound(session, rt, "cut-off-twice", attempts=2)
+        _inbound(session, rt, "cut-off-once", attempts=1)  # a restart: keeps its place
         _inbound(session, rt, "fresh-a")
         _inbound(session, rt, "fresh-b")
-    assert _claim(rt, limit=3) == ["fresh-a", "fresh-b", "tried-once"]
+    assert _claim(rt, limit=5) == [
+        "cut-off-once", "fresh-a", "fresh-b", "raised-once", "cut-off-twice"
+    ]  # fmt: skip
 
 
 def test_retry_puts_a_quarantined_message_back_with_its_attempts_cleared(rt: Runtime) -> None:
