@@ -103,6 +103,11 @@ class Limits:
     max_attempts: int = 5
     parse_seconds: float = 10.0
     parse_memory_mb: int = 512
+    # caps on mail to others (mailbot.mail.caps): over one, the mail is held for an admin
+    applications_per_sender_per_hour: int = 5
+    applications_per_domain_per_hour: int = 20
+    mails_per_recipient_per_day: int = 10
+    new_recipients_per_hour: int = 10
 
 
 @dataclass(frozen=True)
@@ -358,6 +363,15 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
         max_attempts=r.get(lim, "limits", "max_attempts", int, d.max_attempts),
         parse_seconds=r.get(lim, "limits", "parse_seconds", float, d.parse_seconds),
         parse_memory_mb=r.get(lim, "limits", "parse_memory_mb", int, d.parse_memory_mb),
+        **{
+            key: r.get(lim, "limits", key, int, getattr(d, key))
+            for key in (
+                "applications_per_sender_per_hour",
+                "applications_per_domain_per_hour",
+                "mails_per_recipient_per_day",
+                "new_recipients_per_hour",
+            )
+        },
     )
     pay = r.section("payments", required=False)
     accountants = r.get(pay, "payments", "accountants", list, [])

@@ -27,6 +27,8 @@ from mailbot.crashpoints import crash_point
 from mailbot.forms import blank_form_attachments
 from mailbot.handlers import (
     applications,
+    confirm,
+    consent,
     contacts,
     correspondence,
     orders,
@@ -293,6 +295,9 @@ def _dispatch(
             inbound.kind, inbound.reason = "duplicate", f"same Message-ID as m{twin.id}"
             return "duplicate"
     app = _thread_app(session, msg)
+    who = consent.sender(rt, msg)
+    if app is not None and not consent.may_write_in_thread(session, app, who.address):
+        app = None  # a stranger in an application's thread: a new message, not about it
     client = client_by_address(session, msg.from_addr)
     verdict = classify(
         msg,
@@ -304,18 +309,46 @@ def _dispatch(
         in_ticket=app is None and support.ticket_for(session, msg) is not None,
     )
     inbound.kind, inbound.reason = verdict.kind, verdict.reason
+    context = Context(session, rt, inbound, msg, raw, app, client)
+    if verdict.kind not in _NEVER_CONFIRMS:
+        waiting = consent.waiting_for(session, msg, who.address, rt.clock())
+        if waiting is not None:
+            inbound.kind, inbound.reason = "confirmation", "one-time code from its address"
+            return confirm.confirm(context, waiting)
     if app is not None:
         inbound.application_id = app.id
     handler = _HANDLERS.get(verdict.kind)
     if handler is None:
         return f"recorded ({verdict.reason})"
-    return handler(Context(session, rt, inbound, msg, raw, app, client))
+    outcome = handler(context)
+    consent.remember_application(session, inbound.application_id)
+    return outcome
+
+
+# Robots and statements never carry a confirmation (an auto-reply quoting our code is not one).
+_NEVER_CONFIRMS = (
+    MessageKind.automatic,
+    MessageKind.bounce,
+    MessageKind.statement,
+    MessageKind.statement_unverified,
+)
 
 
 def _thread_reply(c: Context) -> str:
     app = c.require_app()
     has_files = any(a for a in applications.pick(c.msg)[:2])
     by_db = app.kind == "order" and app.form_inbound_id is None  # requisites from the database
+    if app.state == S.needs_fix and has_files and not _proven_for(c, app):
+        return consent.ask(
+            c.session,
+            c.rt,
+            c.inbound,
+            c.msg,
+            action="correction",
+            entity_id=app.id or 0,
+            ref=app.number,
+            address=c.msg.from_addr,
+        )
     if app.state == S.needs_fix and has_files and by_db:
         return orders.correction(c.session, c.rt, app, c.inbound, c.msg)
     if app.state == S.needs_fix and has_files:
@@ -323,6 +356,10 @@ def _thread_reply(c: Context) -> str:
     if has_files and app.state in (S.issued, S.cancelled, S.expired):
         return _application(c)
     return correspondence.status_reply(c.session, c.rt, c.inbound, c.msg, c.client)
+
+
+def _proven_for(c: Context, app: Application) -> bool:
+    return consent.proven(c.rt, c.msg, consent.application_addresses(c.session, app))
 
 
 def _application(c: Context) -> str:
@@ -368,6 +405,9 @@ def _client_mail(c: Context) -> str:
 
 
 def _unknown_sender(c: Context) -> str:
+    """Instructions and forms; an applicant asking for status gets its applications' state."""
+    if consent.asks_status(c.msg) and consent.applications_of(c.session, c.msg.from_addr):
+        return correspondence.status_reply(c.session, c.rt, c.inbound, c.msg, c.client)
     return correspondence.instructions(
         c.session, c.rt, c.inbound, c.msg, blank_form_attachments(c.rt.product_types)
     )

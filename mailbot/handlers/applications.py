@@ -14,6 +14,7 @@ from mailbot.billing.invoices import create_invoice, invoice_doc, opening_event
 from mailbot.documents.invoice_pdf import render_invoice_pdf
 from mailbot.forms import blank_form_attachments
 from mailbot.guard import Budget, guarded
+from mailbot.handlers import consent
 from mailbot.handlers.replies import reply
 from mailbot.invariant import InvariantError
 from mailbot.mail.archive import read_raw
@@ -294,6 +295,7 @@ def evaluate(
         settings=rt.settings,
         now=now,
         correlation_id=cid,
+        use_balance=consent.proven(rt, msg, consent.client_addresses(session, app.client_id)),
     )
     must(
         transition(

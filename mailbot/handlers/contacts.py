@@ -1,8 +1,10 @@
 """Contact changes by e-mail: parsed from the client's text, queued for an admin.
 
 Nothing changes until an admin approves (`mailbot requests approve N`): a registered sender
-address is not proof of identity. The client is told on receipt and on decision, at its
-registered addresses; a new e-mail address is told too.
+address is not proof of identity. A request reaches the admin only once proven: from an
+authenticated registered address, or confirmed by a reply carrying a one-time code
+(status `unconfirmed` until then; mailbot.handlers.consent). The client is told on receipt
+and on decision, at its registered addresses; a new e-mail address is told too.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session
 
+from mailbot.handlers import consent
 from mailbot.invariant import InvariantError
 from mailbot.mail.classify import own_text
 from mailbot.mail.message import ParsedMessage
@@ -93,12 +96,14 @@ def request_change(
     if not asked.changes and not asked.invalid:
         return None
     now = rt.clock()
+    # Queued for an admin only once proven: authenticated, or confirmed by a reply with a code.
+    proven = consent.proven(rt, msg, consent.client_addresses(session, client.id))
     request = ContactChangeRequest(
         client_id=client.id or 0,
         sender=msg.from_addr,
         changes=asked.changes,
         previous={k: getattr(client, k) for k in asked.changes},
-        status="pending" if asked.changes else "rejected",
+        status=("pending" if proven else "unconfirmed") if asked.changes else "rejected",
         reason="" if asked.changes else "no valid value",
         inbound_id=inbound.id,
         message_id=msg.message_id,
@@ -120,8 +125,45 @@ def request_change(
         correlation_id=inbound.correlation_id,
         data={"fields": sorted(asked.changes), "invalid": sorted(asked.invalid)},
     )
+    if request.status == "unconfirmed":
+        ref = str(request.id)
+        return consent.ask(
+            session,
+            rt,
+            inbound,
+            msg,
+            action="contact_change",
+            entity_id=request.id,
+            ref=ref,
+            address=msg.from_addr,
+        )
     notify(session, rt, request, client, "received", invalid=asked.invalid, inbound=inbound)
     return f"contact change request {request.id}" if asked.changes else "contact change: invalid"
+
+
+def confirmed(
+    session: Session, rt: Runtime, request: ContactChangeRequest, inbound: InboundMessage
+) -> str:
+    """The client confirmed an unconfirmed request: now it waits for an admin's decision."""
+    if request.status != "unconfirmed" or request.id is None:
+        return f"contact change request {request.id} is {request.status}"
+    client = session.get(Client, request.client_id)
+    if client is None:
+        raise InvariantError("client is missing")
+    request.status = "pending"
+    session.add(request)
+    record_event(
+        session,
+        entity="contact_request",
+        entity_id=request.id,
+        event="contact_change_confirmed",
+        at=rt.clock(),
+        from_state="unconfirmed",
+        to_state="pending",
+        correlation_id=inbound.correlation_id,
+    )
+    notify(session, rt, request, client, "received", inbound=inbound)
+    return f"contact change request {request.id} confirmed, waits for an admin"
 
 
 def _registered(client: Client, request: ContactChangeRequest) -> list[str]:
@@ -171,6 +213,7 @@ def notify(
             inbound_id=inbound.id if inbound else None,
             correlation_id=inbound.correlation_id if inbound else f"r{request.id}",
             rate_limit=rt.settings.limits.replies_per_sender_per_hour if inbound else None,
+            caps=rt.settings.limits if inbound else None,
         )
 
 

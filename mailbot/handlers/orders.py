@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from mailbot.billing.invoices import create_invoice, invoice_doc, opening_event
 from mailbot.documents.invoice_pdf import render_invoice_pdf
 from mailbot.guard import Budget, guarded
+from mailbot.handlers import consent
 from mailbot.handlers.applications import (
     _attachment_from,
     _missing,
@@ -192,6 +193,8 @@ def evaluate_order(
         body = render_body(rt.env, "order", {**ctx, "invoice": None, "rows": []})
         _reply(session, rt, app, inbound, msg, client, "order_coded", body)
         return "cancelled: every product already has a code"
+    # The balance is spent only for a proven sender; otherwise it waits for a confirmation.
+    proven = consent.proven(rt, msg, consent.client_addresses(session, client.id))
     invoice = create_invoice(
         session,
         app,
@@ -200,6 +203,7 @@ def evaluate_order(
         settings=rt.settings,
         now=now,
         correlation_id=cid,
+        use_balance=proven,
     )
     event = opening_event(invoice)
     must(
@@ -211,6 +215,18 @@ def evaluate_order(
     pdf = FileAttachment(f"Счёт {invoice.number}.pdf", "application/pdf", render_invoice_pdf(doc))
     body = render_body(rt.env, "order", {**ctx, "invoice": invoice, "doc": doc, "rows": fresh})
     _reply(session, rt, app, inbound, msg, client, "invoice", body, (pdf,))
+    if not proven and client.balance > 0:
+        asked = consent.ask(
+            session,
+            rt,
+            inbound,
+            msg,
+            action="order_balance",
+            entity_id=app.id,
+            ref=app.number,
+            address=msg.from_addr,
+        )
+        return f"invoiced; {asked}"
     return "paid from balance" if event == "paid_from_balance" else "invoiced"
 
 

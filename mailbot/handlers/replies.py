@@ -54,4 +54,5 @@ def reply(
         inbound_id=inbound.id,
         correlation_id=inbound.correlation_id,
         rate_limit=rt.settings.limits.replies_per_sender_per_hour,
+        caps=rt.settings.limits,
     )

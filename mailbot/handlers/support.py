@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from mailbot.handlers import consent
 from mailbot.invariant import InvariantError
 from mailbot.mail.message import ParsedMessage
 from mailbot.mail.outbox import enqueue
@@ -103,10 +104,35 @@ def open_ticket(
 
 
 def ticket_reply(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage) -> str:
-    """A client's mail in a ticket's thread: kept on the ticket, which opens again if closed."""
+    """A client's mail in a ticket's thread: kept once proven (authenticated or confirmed)."""
     ticket = ticket_for(session, msg)
     if not (ticket is not None and ticket.id is not None):
         raise InvariantError("classified so")
+    registered = {ticket.sender.lower()} | consent.client_addresses(session, ticket.client_id)
+    if not consent.proven(rt, msg, registered):
+        return consent.ask(
+            session,
+            rt,
+            inbound,
+            msg,
+            action="ticket_reply",
+            entity_id=ticket.id,
+            ref=ticket.number,
+            address=msg.from_addr,
+        )
+    return accept_reply(session, rt, ticket, inbound, msg)
+
+
+def accept_reply(
+    session: Session,
+    rt: Runtime,
+    ticket: SupportTicket,
+    inbound: InboundMessage,
+    msg: ParsedMessage,
+) -> str:
+    """Keep the mail on the ticket, which opens again if closed."""
+    if ticket.id is None:
+        raise InvariantError("ticket.id is missing")
     now = rt.clock()
     _record_in(session, ticket, inbound, msg, now)
     if ticket.status != "open":
@@ -178,6 +204,7 @@ def send_in_thread(
         inbound_id=inbound.id if inbound else None,
         correlation_id=inbound.correlation_id if inbound else f"t{ticket.id}",
         rate_limit=rt.settings.limits.replies_per_sender_per_hour if inbound else None,
+        caps=rt.settings.limits if inbound else None,
     )
     out = TicketMessage(
         ticket_id=ticket.id,

@@ -29,9 +29,11 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from mailbot.config import Limits
 from mailbot.crashpoints import crash_point
 from mailbot.invariant import InvariantError
 from mailbot.issuance.vault import Vault
+from mailbot.mail.caps import hold_reason
 from mailbot.mail.render import SECRET_MASK, Mail, compose, message_id_for
 from mailbot.mail.transport import DeliveryError, DeliveryUnknown, Envelope, Transport
 from mailbot.storage.db import transaction
@@ -73,11 +75,13 @@ def enqueue(
     secret: str | None = None,
     vault: Vault | None = None,
     rate_limit: int | None = None,
+    caps: Limits | None = None,
 ) -> OutboxMessage:
     """Store `mail` for sending (once per dedupe_key); `secret` replaces the mask at delivery.
 
     With `rate_limit`, a recipient who already got that many replies within the hour gets
     none: the row is kept as `suppressed` so the decision is visible (loop guard).
+    With `caps`, mail to others over a cap is kept as `held` for an admin (mail/caps.py).
     """
     existing = session.exec(
         select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key)
@@ -93,6 +97,9 @@ def enqueue(
         replies_since(session, rcpt, now - timedelta(hours=1)) >= rate_limit for rcpt in mail.to
     ):
         status = OutboxStatus.suppressed
+    live = caps if status == OutboxStatus.pending else None
+    held = hold_reason(session, mail.to, kind=kind, inbound_id=inbound_id, now=now, limits=live)
+    status = OutboxStatus.held if held else status
     sealed = None
     if secret is not None:
         if vault is None or SECRET_MASK.encode() not in body:
@@ -110,6 +117,7 @@ def enqueue(
         body=body,
         secret=sealed,
         status=status,
+        held_reason=held,
         next_attempt_at=now,
         created_at=now,
     )
@@ -121,7 +129,7 @@ def enqueue(
     # staff and suppressed mails do not), so counting never reads an outbox row (their
     # bodies run to megabytes).
     addresses = dict.fromkeys(a.lower() for a in mail.to)
-    if addresses and status != OutboxStatus.suppressed and kind != "alert":
+    if addresses and status == OutboxStatus.pending and kind != "alert":
         session.execute(
             insert(OutboxRecipient),
             [{"outbox_id": row.id, "address": a, "created_at": now} for a in addresses],
@@ -134,7 +142,7 @@ def enqueue(
         at=now,
         to_state=status,
         correlation_id=correlation_id,
-        data={"kind": kind, "to": list(mail.to)},
+        data={"kind": kind, "to": list(mail.to), **({"held": held} if held else {})},
     )
     return row
 

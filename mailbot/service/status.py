@@ -77,6 +77,14 @@ def render_status(session: Session, rt: Runtime, out: Console) -> None:
             f"{o.created_at:%Y-%m-%d %H:%M}",
             f"{o.kind} → {', '.join(o.recipients)}: {o.last_error[:80]}",
         )
+    for o in session.exec(select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.held)):
+        stuck.add_row(
+            "mail held",
+            str(o.id),
+            f"{o.created_at:%Y-%m-%d %H:%M}",
+            f"{o.kind} → {', '.join(o.recipients)}: {o.held_reason[:120]} "
+            f"(mailbot outbox release {o.id} / drop {o.id} --reason …)",
+        )
     for o in session.exec(
         select(OutboxMessage).where(
             OutboxMessage.status == OutboxStatus.pending, OutboxMessage.attempts > 0
