@@ -56,6 +56,8 @@ def confirm(c: Context, row: Confirmation) -> str:
         raise InvariantError("archived messages are never deleted")
     msg = parse_message(read_raw(c.rt.settings.archive_dir, original.archive_path))
     outcome, ref, result = _run(c, row, original, msg)
+    if row.action in ("correction", "order_balance"):  # a corrected form may name a new e-mail
+        consent.remember_application(c.session, row.entity_id)
     what = consent.ACTIONS[row.action].format(ref=ref)
     reply(
         c.session,

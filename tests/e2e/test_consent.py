@@ -19,6 +19,7 @@ import pytest
 from sqlmodel import col, select
 
 from mailbot import forms
+from mailbot.billing.money import format_rub
 from mailbot.storage.db import make_engine
 from mailbot.storage.models import (
     Application,
@@ -93,12 +94,14 @@ def _apps(site: Site) -> list[Application]:
 def test_a_correction_from_another_address_takes_over_nothing(site: Site) -> None:
     """Attack 1: a «corrected» application in the victim's thread, from the attacker."""
     victim, attacker = address("victim"), address("attacker")
+    tag = uuid.uuid4().hex[:8]  # the form's E-mail field wants a deliverable-looking domain
+    victim_box, attacker_box = f"victim-{tag}@client.example", f"attacker-{tag}@evil.example"
     site.receive(letter(victim, "Заявка", "Заявка во вложении.", files=_files(valid=False))[0])
     site.run("run", "--once")
     [app] = _apps(site)
     assert app.state == "needs_fix"
     subject = f"Re: Заявка [{app.number}]"
-    takeover = _files(email=attacker)  # the victim's requisites, the attacker's address
+    takeover = _files(email=attacker_box)  # the victim's requisites, the attacker's address
     site.receive(letter(attacker, subject, "Исправленные файлы.", files=takeover)[0])
     # the same mail with the victim's address forged in From (not authenticated)
     site.receive(letter(victim, subject, "Исправленные файлы.", files=takeover)[0])
@@ -112,15 +115,21 @@ def test_a_correction_from_another_address_takes_over_nothing(site: Site) -> Non
     )
     with site.session() as s:
         assert s.exec(select(Invoice).where(Invoice.application_id == app.id)).all() == []
-    for mail in site.mails_to(attacker):  # a new application of its own, nothing of the victim's
-        assert app.number not in str(mail["Subject"]) and app.number not in text_of(mail)
     others = [a for a in _apps(site) if a.id != app.id]
-    assert [a.sender for a in others] == [attacker]
+    assert [a.sender for a in others] == [attacker]  # a new application of its own
+    with site.session() as s:
+        about_victims = s.exec(
+            select(OutboxMessage).where(OutboxMessage.application_id == app.id)
+        ).all()
+    assert all({attacker, attacker_box}.isdisjoint(o.recipients) for o in about_victims)
+    # nothing of the victim's application reaches the attacker (its own subject line aside)
+    for mail in site.mails_to(attacker) + site.mails_to(attacker_box):
+        assert app.number not in text_of(mail) and others[0].number in str(mail["Subject"])
     [forged_ask] = confirmation_requests(site, victim)  # the code went to the victim only
     assert app.number in text_of(forged_ask)
 
     # the legitimate way: the victim's own correction, confirmed by a reply with the code
-    site.receive(letter(victim, subject, "Исправила.", files=_files(email=victim))[0])
+    site.receive(letter(victim, subject, "Исправила.", files=_files(email=victim_box))[0])
     site.run("run", "--once")
     assert _app(site, app.number).state == "needs_fix"
     ask = confirmation_requests(site, victim)[-1]
@@ -128,16 +137,19 @@ def test_a_correction_from_another_address_takes_over_nothing(site: Site) -> Non
     confirm_reply(site, ask, victim)
     site.run("run", "--once")
     fixed = _app(site, app.number)
-    assert fixed.state == "invoiced" and fixed.form["email"] == victim
+    assert fixed.state == "invoiced" and fixed.form["email"] == victim_box
     with site.session() as s:
         invoiced = s.exec(
             select(OutboxMessage).where(
                 OutboxMessage.application_id == app.id, OutboxMessage.kind == "invoice"
             )
         ).one()
-    assert invoiced.recipients == [victim]
+    assert invoiced.recipients == [victim, victim_box]
     assert any(app.number in str(m["Subject"]) for m in site.mails_to(victim))
-    assert all(app.number not in text_of(m) for m in site.mails_to(attacker))
+    for mail in site.mails_to(attacker) + site.mails_to(attacker_box):
+        assert app.number not in text_of(mail)
+    with site.session() as s:
+        assert s.exec(select(Application).where(Application.sender == attacker)).one().id != app.id
 
 
 def test_a_forged_order_spends_no_balance_until_the_client_confirms(site: Site) -> None:
@@ -304,7 +316,8 @@ def test_an_applicant_asking_for_status_before_issuance_gets_state_invoice_and_a
     site: Site,
 ) -> None:
     """Attack 6 (the other way round): applicants are known by their application's addresses."""
-    applicant, form_email, stranger = address("applicant"), address("form"), address("stranger")
+    applicant, stranger = address("applicant"), address("stranger")
+    form_email = f"form-{uuid.uuid4().hex[:8]}@client.example"  # the form checks the domain
     site.receive(letter(applicant, "Заявка", "Во вложении.", files=_files(email=form_email))[0])
     site.run("run", "--once")
     [app] = _apps(site)
@@ -318,7 +331,7 @@ def test_an_applicant_asking_for_status_before_issuance_gets_state_invoice_and_a
         [answer] = [m for m in site.mails_to(who) if "Состояние ваших заявок" in text_of(m)]
         text = text_of(answer)
         assert app.number in text and "выставлен счёт" in text
-        assert invoice.number in text and "к оплате 2 500,00" in text
+        assert invoice.number in text and f"к оплате {format_rub(invoice.total)}" in text
     [reply] = site.mails_to(stranger)
     text = text_of(reply)
     assert "Заявление о регистрации" in text  # the general instructions, no data
