@@ -199,7 +199,7 @@ def ask(
         inbound,
         msg,
         to=row.address,
-        subject=f"Подтвердите {what} — код {code}",
+        subject=f"Подтвердите {what}",  # the code only in the text: subjects get logged
         text=body,
         kind="confirm_request",
         now=now,

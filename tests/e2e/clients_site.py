@@ -198,7 +198,7 @@ CODE = re.compile(r"MB-[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}")
 
 def confirmation_requests(site: Site, address: str) -> list[EmailMessage]:
     """The mails asking `address` to confirm an action with a one-time code."""
-    return [m for m in site.mails_to(address) if CODE.search(str(m["Subject"]))]
+    return [m for m in site.mails_to(address) if CODE.search(text_of(m))]
 
 
 def confirm_reply(site: Site, request: EmailMessage, sender: str) -> None:

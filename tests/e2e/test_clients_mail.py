@@ -83,7 +83,7 @@ def test_order_from_known_client_is_paid_from_balance_first_and_flags_coded_prod
     [reply] = [
         m
         for m in site.mails_to(client_addr)
-        if by_list.number in str(m["Subject"]) and not CODE.search(str(m["Subject"]))
+        if by_list.number in str(m["Subject"]) and not CODE.search(text_of(m))
     ]
     text = text_of(reply)
     assert COOKIE in text and f"уже присвоен {cookie_ean}" in text

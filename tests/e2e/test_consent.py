@@ -145,7 +145,10 @@ def test_a_correction_from_another_address_takes_over_nothing(site: Site) -> Non
             )
         ).one()
     assert invoiced.recipients == [victim, victim_box]
-    assert any(app.number in str(m["Subject"]) for m in site.mails_to(victim))
+    assert any(
+        app.number in str(m["Subject"]) and m.get_content_type() == "multipart/mixed"
+        for m in site.mails_to(victim)
+    )  # the invoice, with its PDF
     for mail in site.mails_to(attacker) + site.mails_to(attacker_box):
         assert app.number not in text_of(mail)
     with site.session() as s:

@@ -107,7 +107,9 @@ def _code_mailed(rt: Runtime) -> str:
         ).first()
     assert row is not None
     mail = BytesParser(policy=policy.default).parsebytes(row.body)
-    found = CODE_RE.search(str(mail["Subject"]))
+    part = mail.get_body(("plain",))
+    assert part is not None and CODE_RE.search(str(mail["Subject"])) is None
+    found = CODE_RE.search(str(part.get_content()))
     assert found is not None
     return found.group(0)
 
