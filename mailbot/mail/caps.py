@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from mailbot.config import Limits
@@ -147,11 +148,20 @@ def _written_to(session: Session, address: str) -> bool:
 
 
 def remember_first_contacts(session: Session, addresses: Sequence[str], now: datetime) -> None:
-    """Record the addresses we write to for the first time (the global cap counts these)."""
-    for address in dict.fromkeys(a.lower() for a in addresses):
-        if not _written_to(session, address):
-            session.add(FirstContact(address=address, first_at=now))
-    session.flush()
+    """Record the addresses we write to for the first time (the global cap counts these).
+
+    ON CONFLICT DO NOTHING: two workers may write to the same new address at once.
+    """
+    rows = [
+        {"address": a, "first_at": now}
+        for a in dict.fromkeys(a.lower() for a in addresses)
+        if not _written_to(session, a)
+    ]
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(make(FirstContact).on_conflict_do_nothing(), rows)
 
 
 def held(session: Session) -> list[OutboxMessage]:
