@@ -31,7 +31,9 @@ from mailbot.storage.models import (
     Invoice,
     OutboxMessage,
     OutboxRecipient,
+    SupportTicket,
 )
+from mailbot.storage.models_clients import ContactChangeRequest, TicketMessage
 from mailbot.storage.models_consent import Confirmation
 from tests.conftest import FakeClock
 
@@ -238,3 +240,25 @@ def test_caps_per_sender_per_domain_and_per_recipient(rt: Runtime) -> None:
             limits=limits,
         )
     assert "mails_per_recipient_per_day" in reason
+
+
+def test_an_authenticated_contact_change_goes_to_the_admin_without_a_code(rt: Runtime) -> None:
+    _client(rt)
+    text = "Прошу изменить контакты.\nТелефон: +7 916 111-22-33\n"
+    _deliver(rt, _mail("Смена контактных данных", text, results=PASS))
+    _deliver(rt, _mail("Смена контактных данных", text))  # the same, not authenticated
+    with Session(rt.engine) as s:
+        requests = s.exec(select(ContactChangeRequest).order_by(col(ContactChangeRequest.id)))
+        assert [r.status for r in requests] == ["pending", "unconfirmed"]
+        assert len(s.exec(select(Confirmation)).all()) == 1
+
+
+def test_an_authenticated_ticket_reply_is_kept_at_once(rt: Runtime) -> None:
+    _client(rt)
+    _deliver(rt, _mail("Вопрос", "Где свидетельство?"))
+    with Session(rt.engine) as s:
+        ticket = s.exec(select(SupportTicket)).one()
+    _deliver(rt, _mail(f"Re: Вопрос [Обращение №{ticket.number}]", "Нашёл.", results=PASS))
+    with Session(rt.engine) as s:
+        kept = s.exec(select(TicketMessage).where(TicketMessage.direction == "in")).all()
+        assert len(kept) == 2 and s.exec(select(Confirmation)).all() == []
