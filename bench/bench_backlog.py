@@ -68,8 +68,11 @@ def application_mail(sender: str, files: tuple[bytes, bytes]) -> bytes:
 def site(root: Path) -> Runtime:
     root.mkdir()
     text = (REPO / "config.toml").read_text()  # one client: lift the per-address reply limit
-    text = re.sub(
-        r"(?m)^replies_per_sender_per_hour = \d+", "replies_per_sender_per_hour = 100000", text
+    text = re.sub(  # the reply limit and the caps on mail to others (one form address)
+        r"(?m)^(replies_per_sender_per_hour|applications_per_\w+|mails_per_recipient_per_day"
+        r"|new_recipients_per_hour) = \d+",
+        r"\1 = 100000",
+        text,
     )
     (root / "config.toml").write_text(text)
     env = {"MAILBOT_DATABASE_URL": f"sqlite:///{root / 'mailbot.db'}", "MAILBOT_SECRET_KEY": ""}

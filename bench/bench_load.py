@@ -57,8 +57,11 @@ def rss() -> int:
 def site(root: Path, url: str | None) -> Runtime:
     root.mkdir()
     text = (REPO / "config.toml").read_text()  # one client: lift the per-address reply limit
-    text = re.sub(
-        r"(?m)^replies_per_sender_per_hour = \d+", "replies_per_sender_per_hour = 1000000", text
+    text = re.sub(  # the reply limit and the caps on mail to others (one form address)
+        r"(?m)^(replies_per_sender_per_hour|applications_per_\w+|mails_per_recipient_per_day"
+        r"|new_recipients_per_hour) = \d+",
+        r"\1 = 1000000",
+        text,
     )
     (root / "config.toml").write_text(text)
     env = {"MAILBOT_DATABASE_URL": url or f"sqlite:///{root / 'mailbot.db'}"}

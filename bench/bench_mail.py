@@ -184,6 +184,9 @@ def daemon_site(stack: MailStack, root: Path) -> tuple[Path, dict[str, str]]:
         ("smtp", "port", str(stack.smtp_port)),
         ("smtp", "security", '"none"'),
         ("limits", "replies_per_sender_per_hour", "100000"),
+        ("limits", "applications_per_sender_per_hour", "100000"),  # caps on mail to others
+        ("limits", "applications_per_domain_per_hour", "100000"),
+        ("limits", "mails_per_recipient_per_day", "100000"),
     ):
         text = set_key(text, section, key, value)
     (root / "config.toml").write_text(text)

@@ -48,8 +48,11 @@ def run(workers: int, n: int, pg_admin: str) -> float:
     try:
         upgrade(engine)
         text = (REPO / "config.toml").read_text()
-        text = re.sub(
-            r"(?m)^replies_per_sender_per_hour = \d+", "replies_per_sender_per_hour = 100000", text
+        text = re.sub(  # the reply limit and the caps on mail to others (one form address)
+            r"(?m)^(replies_per_sender_per_hour|applications_per_\w+|mails_per_recipient_per_day"
+            r"|new_recipients_per_hour) = \d+",
+            r"\1 = 100000",
+            text,
         )
         (site / "config.toml").write_text(text)
         template = sample_message(to="info@example.test")

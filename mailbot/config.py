@@ -109,6 +109,11 @@ class Limits:
     max_headers: int = 1000
     max_rss_mb: int = 1024  # the daemon restarts itself (exit 75) between messages past this
     database_grace_seconds: float = 600.0  # the daemon exits when the database is away longer
+    # caps on mail to others (mailbot.mail.caps): over one, the mail is held for an admin
+    applications_per_sender_per_hour: int = 5
+    applications_per_domain_per_hour: int = 20
+    mails_per_recipient_per_day: int = 10
+    new_recipients_per_hour: int = 10
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ from mailbot.forms import blank_form_attachments
 from mailbot.guard import GuardedParseError
 from mailbot.handlers import (
     applications,
+    confirm,
+    consent,
     contacts,
     correspondence,
     filing,
@@ -319,6 +321,8 @@ def _dispatch(
             return "duplicate"
     app = _thread_app(session, msg)
     sender = address_of(msg)  # the one identity rule; "" is never a known client
+    if app is not None and not consent.may_write_in_thread(session, app, sender):
+        app = None  # a stranger in an application's thread: a new message, not about it
     client = client_by_address(session, sender) if sender else None
     verdict = classify(
         msg,
@@ -330,22 +334,45 @@ def _dispatch(
         in_ticket=app is None and support.ticket_for(session, msg) is not None,
     )
     inbound.kind, inbound.reason = verdict.kind, verdict.reason
+    context = Context(session, rt, inbound, msg, raw, app, client)
+    if verdict.kind not in _NEVER_CONFIRMS:
+        waiting = consent.waiting_for(session, msg, sender, rt.clock())
+        if waiting is not None:
+            inbound.kind, inbound.reason = "confirmation", "one-time code from its address"
+            return confirm.confirm(context, waiting)
     if app is not None:
         inbound.application_id = app.id
     handler = _HANDLERS.get(verdict.kind)
     if handler is None:
         return f"recorded ({verdict.reason})"
-    return handler(Context(session, rt, inbound, msg, raw, app, client))
+    outcome = handler(context)
+    consent.remember_application(session, inbound.application_id)
+    return outcome
+
+
+# Robots and statements never carry a confirmation (an auto-reply quoting our code is not one).
+_NEVER_CONFIRMS = (
+    MessageKind.automatic,
+    MessageKind.bounce,
+    MessageKind.statement,
+    MessageKind.statement_unverified,
+)
 
 
 def _thread_reply(c: Context) -> str:
     app = c.require_app()
     has_files = any(a for a in filing.pick(c.msg)[:2])
+    if app.state == S.needs_fix and has_files and not _proven_for(c, app):
+        return consent.ask(c, action="correction", entity_id=app.id or 0, ref=app.number)
     if app.state == S.needs_fix and has_files:
         return applications.correction(c)
     if has_files and app.state in (S.issued, S.cancelled, S.expired):
         return _application(c)
     return correspondence.status_reply(c)
+
+
+def _proven_for(c: Context, app: Application) -> bool:
+    return consent.proven(c.rt, c.msg, consent.application_addresses(c.session, app))
 
 
 def _application(c: Context) -> str:
@@ -358,12 +385,12 @@ def _application(c: Context) -> str:
 def _contact_change(c: Context) -> str:
     """A contact change request; a mail naming no field we know becomes a support ticket."""
     client = c.require_client()
-    outcome = contacts.request_change(c.session, c.rt, c.inbound, c.msg, client)
+    outcome = contacts.request_change(c, client)
     return outcome or support.open_ticket(c.session, c.rt, c.inbound, c.msg, client)
 
 
 def _ticket_reply(c: Context) -> str:
-    return support.ticket_reply(c.session, c.rt, c.inbound, c.msg)
+    return support.ticket_reply(c)
 
 
 def _client_mail(c: Context) -> str:
@@ -371,6 +398,9 @@ def _client_mail(c: Context) -> str:
 
 
 def _unknown_sender(c: Context) -> str:
+    """Instructions and forms; an applicant asking for status gets its applications' state."""
+    if consent.asks_status(c.msg) and consent.applications_of(c.session, address_of(c.msg)):
+        return correspondence.status_reply(c)
     return correspondence.instructions(c, blank_form_attachments(c.rt.product_types))
 
 

@@ -217,6 +217,8 @@ class OutboxStatus(StrEnum):
     failed = "failed"  # permanent refusal, or attempts exhausted
     bounced = "bounced"
     suppressed = "suppressed"  # loop guard: not sent
+    held = "held"  # over a cap on mail to others: waits for an admin (outbox release/drop)
+    dropped = "dropped"  # a held mail an admin decided not to send (kept, with the reason)
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -242,6 +244,7 @@ class OutboxMessage(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime
     last_error: str = Field(default="")
+    held_reason: str = Field(default="")  # which cap held it; an admin's drop reason after
     created_at: datetime
     sent_at: datetime | None = None
     lease_until: datetime | None = None

@@ -50,12 +50,21 @@ def create_invoice(  # noqa: PLR0913 - billing's inputs, keyword-only; left to i
     settings: Settings,
     now: datetime,
     correlation_id: str = "",
+    use_balance: bool = True,
 ) -> Invoice:
-    """Number and store the invoice for `count` codes, in the caller's transaction."""
+    """Number and store the invoice for `count` codes, in the caller's transaction.
+
+    `use_balance=False`: the client's balance is left alone (an order not proven to come
+    from the client; it is spent once the client confirms, mailbot.handlers.confirm).
+    """
     lines = price_lines(settings.tariffs, count, new_client=new_client)
     total = to_money(sum((line.amount for line in lines), Decimal(0)))
     seq = next_number(session, "invoice", now.year)
-    from_balance = _take_balance(session, app, total, now=now, correlation_id=correlation_id)
+    from_balance = (
+        _take_balance(session, app, total, now=now, correlation_id=correlation_id)
+        if use_balance
+        else Decimal("0.00")
+    )
     invoice = Invoice(
         number=f"{now.year}-{seq:05d}",
         application_id=app.id or 0,

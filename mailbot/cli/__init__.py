@@ -11,6 +11,7 @@ from mailbot.cli import (
     clients_mail,  # noqa: F401 - registers its commands
     forms,  # noqa: F401 - registers its commands
     ops,  # noqa: F401 - registers its commands
+    outbox,  # noqa: F401 - registers its commands
     payments,  # noqa: F401 - registers its commands
     pool,  # noqa: F401 - registers its commands
     records,  # noqa: F401 - registers its commands

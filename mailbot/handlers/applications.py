@@ -12,6 +12,7 @@ from mailbot.billing.invoices import create_invoice, invoice_doc, opening_event
 from mailbot.documents.invoice_pdf import render_invoice_pdf
 from mailbot.forms import blank_form_attachments
 from mailbot.guard import Budget, guarded
+from mailbot.handlers import consent
 from mailbot.handlers.context import Context
 from mailbot.handlers.filing import (
     FORM_LABEL,
@@ -219,6 +220,7 @@ def _send_invoice(
         settings=rt.settings,
         now=now,
         correlation_id=cid,
+        use_balance=consent.proven(rt, c.msg, consent.client_addresses(c.session, app.client_id)),
     )
     must(
         transition(

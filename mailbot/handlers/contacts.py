@@ -1,8 +1,10 @@
 """Contact changes by e-mail: parsed from the client's text, queued for an admin.
 
 Nothing changes until an admin approves (`mailbot requests approve N`): a registered sender
-address is not proof of identity. The client is told on receipt and on decision, at its
-registered addresses; a new e-mail address is told too.
+address is not proof of identity. A request reaches the admin only once proven: from an
+authenticated registered address, or confirmed by a reply carrying a one-time code
+(status `unconfirmed` until then; mailbot.handlers.consent). The client is told on receipt
+and on decision, at its registered addresses; a new e-mail address is told too.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from dataclasses import dataclass, field
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session
 
+from mailbot.handlers import consent
+from mailbot.handlers.context import Context
 from mailbot.invariant import InvariantError
 from mailbot.mail.classify import own_text
 from mailbot.mail.identity import address_of
-from mailbot.mail.message import ParsedMessage
 from mailbot.mail.outbox import Outgoing, enqueue
 from mailbot.mail.render import Mail, render_body, reply_subject
 from mailbot.parsers.fields import check_phone
@@ -86,20 +89,24 @@ def _checked(name: str, value: str) -> str | None:
     return value[:500] if name == "address" else value[:200]
 
 
-def request_change(
-    session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage, client: Client
-) -> str | None:
-    """Queue the request and acknowledge it; None when the mail names no field we know."""
+def request_change(c: Context, client: Client) -> str | None:
+    """Queue the request and acknowledge it; None when the mail names no field we know.
+
+    Unproven (not authenticated), it waits for a confirmation code (mailbot.handlers.consent).
+    """
+    session, rt, inbound, msg = c.session, c.rt, c.inbound, c.msg
     asked = requested_changes(own_text(msg))
     if not asked.changes and not asked.invalid:
         return None
     now = rt.clock()
+    # Queued for an admin only once proven: authenticated, or confirmed by a reply with a code.
+    proven = consent.proven(rt, msg, consent.client_addresses(session, client.id))
     request = ContactChangeRequest(
         client_id=client.id or 0,
         sender=address_of(msg),
         changes=asked.changes,
         previous={k: getattr(client, k) for k in asked.changes},
-        status="pending" if asked.changes else "rejected",
+        status=("pending" if proven else "unconfirmed") if asked.changes else "rejected",
         reason="" if asked.changes else "no valid value",
         inbound_id=inbound.id,
         message_id=msg.message_id,
@@ -121,8 +128,35 @@ def request_change(
         correlation_id=inbound.correlation_id,
         data={"fields": sorted(asked.changes), "invalid": sorted(asked.invalid)},
     )
+    if request.status == "unconfirmed":
+        return consent.ask(c, action="contact_change", entity_id=request.id, ref=str(request.id))
     notify(session, rt, request, client, Received(inbound, asked.invalid))
     return f"contact change request {request.id}" if asked.changes else "contact change: invalid"
+
+
+def confirmed(
+    session: Session, rt: Runtime, request: ContactChangeRequest, inbound: InboundMessage
+) -> str:
+    """The client confirmed an unconfirmed request: now it waits for an admin's decision."""
+    if request.status != "unconfirmed" or request.id is None:
+        return f"contact change request {request.id} is {request.status}"
+    client = session.get(Client, request.client_id)
+    if client is None:
+        raise InvariantError("client is missing")
+    request.status = "pending"
+    session.add(request)
+    record_event(
+        session,
+        entity="contact_request",
+        entity_id=request.id,
+        event="contact_change_confirmed",
+        at=rt.clock(),
+        from_state="unconfirmed",
+        to_state="pending",
+        correlation_id=inbound.correlation_id,
+    )
+    notify(session, rt, request, client, Received(inbound, {}))
+    return f"contact change request {request.id} confirmed, waits for an admin"
 
 
 def _registered(client: Client, request: ContactChangeRequest) -> list[str]:
@@ -183,6 +217,7 @@ def notify(
                 inbound_id=inbound.id if inbound else None,
                 correlation_id=inbound.correlation_id if inbound else f"r{request.id}",
                 rate_limit=rt.settings.limits.replies_per_sender_per_hour if inbound else None,
+                caps=rt.settings.limits if inbound else None,
             ),
             sender=rt.sender,
             now=rt.clock(),

@@ -7,6 +7,8 @@ from datetime import timedelta
 import structlog
 from sqlmodel import Session, col, select
 
+from mailbot.forms import blank_form_attachments
+from mailbot.handlers import consent
 from mailbot.handlers.context import Context
 from mailbot.handlers.replies import Answer, reply, reply_to
 from mailbot.invariant import InvariantError
@@ -80,20 +82,26 @@ def bounce(c: Context) -> str:
 
 
 def _apps_for(session: Session, client: Client | None, sender: str) -> list[Application]:
-    query = select(Application).order_by(col(Application.id))
+    """The client's applications and those known by the sender's address (sender, form e-mail)."""
+    apps = {a.id: a for a in consent.applications_of(session, sender)}
     if client is not None:
-        query = query.where((Application.client_id == client.id) | (Application.sender == sender))
-    else:
-        query = query.where(Application.sender == sender)
-    return list(session.exec(query))
+        query = select(Application).where(Application.client_id == client.id)
+        apps.update((a.id, a) for a in session.exec(query))
+    return [apps[k] for k in sorted(k for k in apps if k is not None)]
 
 
 def status_reply(c: Context) -> str:
-    """List the sender's applications; answered only to a registered or applying address."""
+    """List the sender's applications; answered only to a registered or applying address.
+
+    Anyone else gets the general instructions and no data (at most once a day).
+    """
     session, rt, msg, client = c.session, c.rt, c.msg, c.client
     sender = address_of(msg)
+    apps = _apps_for(session, client, sender) if sender else []
+    if not apps:
+        return instructions(c, blank_form_attachments(rt.product_types))
     items = []
-    for app in _apps_for(session, client, sender):
+    for app in apps:
         invoice = session.exec(
             select(Invoice).where(Invoice.application_id == app.id).order_by(col(Invoice.id).desc())
         ).first()

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from mailbot.billing.invoices import create_invoice, invoice_doc, opening_event
 from mailbot.documents.invoice_pdf import render_invoice_pdf
 from mailbot.guard import Budget, guarded
+from mailbot.handlers import consent
 from mailbot.handlers.context import Context
 from mailbot.handlers.filing import (
     PRODUCTS_LABEL,
@@ -171,6 +172,8 @@ def evaluate_order(c: Context, app: Application) -> str:
         body = render_body(rt.env, "order", {**ctx, "invoice": None, "rows": []})
         _reply(c, app, client, Answer((), "", body, "order_coded"))
         return "cancelled: every product already has a code"
+    # The balance is spent only for a proven sender; otherwise it waits for a confirmation.
+    proven = consent.proven(rt, c.msg, consent.client_addresses(session, client.id))
     invoice = create_invoice(
         session,
         app,
@@ -179,6 +182,7 @@ def evaluate_order(c: Context, app: Application) -> str:
         settings=rt.settings,
         now=now,
         correlation_id=cid,
+        use_balance=proven,
     )
     event = opening_event(invoice)
     must(
@@ -190,6 +194,9 @@ def evaluate_order(c: Context, app: Application) -> str:
     pdf = FileAttachment(f"Счёт {invoice.number}.pdf", "application/pdf", render_invoice_pdf(doc))
     body = render_body(rt.env, "order", {**ctx, "invoice": invoice, "doc": doc, "rows": fresh})
     _reply(c, app, client, Answer((), "", body, "invoice", attachments=(pdf,)))
+    if not proven and client.balance > 0:
+        asked = consent.ask(c, action="order_balance", entity_id=app.id, ref=app.number)
+        return f"invoiced; {asked}"
     return "paid from balance" if event == "paid_from_balance" else "invoiced"
 
 

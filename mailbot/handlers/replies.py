@@ -63,6 +63,7 @@ def reply(c: Context, answer: Answer) -> OutboxMessage:
         inbound_id=inbound.id,
         correlation_id=inbound.correlation_id,
         rate_limit=c.rt.settings.limits.replies_per_sender_per_hour,
+        caps=c.rt.settings.limits,
     )
     return enqueue(c.session, mail, outgoing, sender=c.rt.sender, now=c.rt.clock())
 

@@ -11,6 +11,8 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from mailbot.handlers import consent
+from mailbot.handlers.context import Context
 from mailbot.invariant import InvariantError
 from mailbot.mail.identity import address_of
 from mailbot.mail.message import ParsedMessage
@@ -101,11 +103,28 @@ def open_ticket(
     return f"ticket {ticket.number}"
 
 
-def ticket_reply(session: Session, rt: Runtime, inbound: InboundMessage, msg: ParsedMessage) -> str:
-    """A client's mail in a ticket's thread: kept on the ticket, which opens again if closed."""
+def ticket_reply(c: Context) -> str:
+    """A client's mail in a ticket's thread: kept once proven (authenticated or confirmed)."""
+    session, msg = c.session, c.msg
     ticket = ticket_for(session, msg)
     if not (ticket is not None and ticket.id is not None):
         raise InvariantError("classified so")
+    registered = {ticket.sender.lower()} | consent.client_addresses(session, ticket.client_id)
+    if not consent.proven(c.rt, msg, registered):
+        return consent.ask(c, action="ticket_reply", entity_id=ticket.id, ref=ticket.number)
+    return accept_reply(session, c.rt, ticket, c.inbound, msg)
+
+
+def accept_reply(
+    session: Session,
+    rt: Runtime,
+    ticket: SupportTicket,
+    inbound: InboundMessage,
+    msg: ParsedMessage,
+) -> str:
+    """Keep the mail on the ticket, which opens again if closed."""
+    if ticket.id is None:
+        raise InvariantError("ticket.id is missing")
     now = rt.clock()
     _record_in(session, ticket, inbound, msg, now)
     if ticket.status != "open":
@@ -183,6 +202,7 @@ def send_in_thread(
             inbound_id=inbound.id if inbound else None,
             correlation_id=inbound.correlation_id if inbound else f"t{ticket.id}",
             rate_limit=rt.settings.limits.replies_per_sender_per_hour if inbound else None,
+            caps=rt.settings.limits if inbound else None,
         ),
         sender=rt.sender,
         now=now,

@@ -32,9 +32,11 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from mailbot.config import Limits
 from mailbot.crashpoints import crash_point
 from mailbot.invariant import InvariantError
 from mailbot.issuance.vault import Vault
+from mailbot.mail.caps import hold_reason
 from mailbot.mail.render import SECRET_MASK, Mail, compose, new_message_id
 from mailbot.mail.transport import DeliveryError, DeliveryUnknown, Envelope, Transport
 from mailbot.storage.db import is_outage, retry_outage, transaction
@@ -69,6 +71,7 @@ class Outgoing:
     With `rate_limit`, a recipient who already got that many replies within the hour gets
     none: the row is kept as `suppressed` so the decision is visible (loop guard).
     `secret` (sealed with `vault`) replaces the mask in the text at delivery.
+    With `caps`, mail to others over a cap is kept as `held` for an admin (mail/caps.py).
     """
 
     dedupe_key: str
@@ -79,6 +82,7 @@ class Outgoing:
     rate_limit: int | None = None
     secret: str | None = None
     vault: Vault | None = None
+    caps: Limits | None = None
 
 
 def enqueue(
@@ -98,6 +102,10 @@ def enqueue(
     status = OutboxStatus.pending
     if rate_limit is not None and _over_limit(session, mail, now, rate_limit):
         status = OutboxStatus.suppressed
+    held = (
+        hold_reason(session, mail.to, outgoing, now=now) if status == OutboxStatus.pending else ""
+    )
+    status = OutboxStatus.held if held else status
     sealed = None if outgoing.secret is None else _seal(body, outgoing.secret, outgoing.vault)
     row = OutboxMessage(
         dedupe_key=dedupe_key,
@@ -112,6 +120,7 @@ def enqueue(
         body=body,
         secret=sealed,
         status=status,
+        held_reason=held,
         next_attempt_at=now,
         created_at=now,
     )
@@ -119,7 +128,7 @@ def enqueue(
     session.flush()
     if row.id is None:
         raise InvariantError("flushed")
-    if status != OutboxStatus.suppressed and kind != "alert":
+    if status == OutboxStatus.pending and kind != "alert":
         _count_recipients(session, row.id, mail, now)
     record_event(
         session,
@@ -129,7 +138,7 @@ def enqueue(
         at=now,
         to_state=status,
         correlation_id=outgoing.correlation_id,
-        data={"kind": kind, "to": list(mail.to)},
+        data={"kind": kind, "to": list(mail.to), **({"held": held} if held else {})},
     )
     return row
 
@@ -150,7 +159,7 @@ def _seal(body: bytes, secret: str, vault: Vault | None) -> str:
 def _count_recipients(session: Session, outbox_id: int, mail: Mail, now: datetime) -> None:
     """The loop guard's index: one row per recipient of each mail that counts.
 
-    Alerts to the staff and suppressed mails do not count; counting never reads an outbox
+    Alerts to the staff, suppressed and held mails do not count; counting never reads an outbox
     row (their bodies run to megabytes).
     """
     addresses = dict.fromkeys(a.lower() for a in mail.to)

@@ -64,6 +64,7 @@ def stuck_rows(session: Session, now: datetime) -> Iterator[Row]:
     yield from _inbound_failed(session)
     yield from _inbound_waiting(session, now)
     yield from _mail_failed(session)
+    yield from _mail_held(session)
     yield from _mail_retrying(session)
     yield from _paid_waiting(session)
     yield from _invoices_overdue(session, now)
@@ -110,6 +111,17 @@ def _mail_failed(session: Session) -> Iterator[Row]:
             str(o.id),
             f"{o.created_at:%Y-%m-%d %H:%M}",
             f"{o.kind} → {', '.join(o.recipients)}: {o.last_error[:80]}",
+        )
+
+
+def _mail_held(session: Session) -> Iterator[Row]:
+    for o in session.exec(select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.held)):
+        yield (
+            "mail held",
+            str(o.id),
+            f"{o.created_at:%Y-%m-%d %H:%M}",
+            f"{o.kind} → {', '.join(o.recipients)}: {o.held_reason[:120]} "
+            f"(mailbot outbox release {o.id} / drop {o.id} --reason …)",
         )
 
 

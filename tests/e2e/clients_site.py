@@ -191,3 +191,23 @@ def text_of(mail: EmailMessage) -> str:
     part = mail.get_body(("plain",))
     assert part is not None
     return str(part.get_content())
+
+
+CODE = re.compile(r"MB-[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}")
+
+
+def confirmation_requests(site: Site, address: str) -> list[EmailMessage]:
+    """The mails asking `address` to confirm an action with a one-time code."""
+    return [m for m in site.mails_to(address) if CODE.search(text_of(m))]
+
+
+def confirm_reply(site: Site, request: EmailMessage, sender: str) -> None:
+    """Reply to a confirmation request as a mail client does: same subject, quoted text."""
+    quoted = "\n".join("> " + line for line in text_of(request).splitlines())
+    raw, _ = letter(
+        sender,
+        f"Re: {request['Subject']}",
+        f"Подтверждаю.\n\n{quoted}",
+        in_reply_to=str(request["Message-ID"]),
+    )
+    site.receive(raw)

@@ -15,11 +15,14 @@ from mailbot.forms import _products_xlsx, _sample_rows, bundled_product_types
 from mailbot.storage.models import Application, Barcode, Client, ClientAddress, Invoice
 from mailbot.storage.models_clients import ContactChangeRequest
 from tests.e2e.clients_site import (
+    CODE,
     INFO,
     Site,
     add_client,
     address,
     clients_stack,  # noqa: F401 - fixture
+    confirm_reply,
+    confirmation_requests,
     letter,
     site,  # noqa: F401 - fixture
     text_of,
@@ -71,16 +74,29 @@ def test_order_from_known_client_is_paid_from_balance_first_and_flags_coded_prod
         assert (by_list.kind, by_form.kind) == ("order", "order")
         inv = s.exec(select(Invoice).where(Invoice.application_id == by_list.id)).one()
         assert inv.total == Decimal("1000.00")  # two new products, no registration fee
-        assert inv.from_balance == Decimal("300.00")
+        # not authenticated: invoiced as usual, the balance waits for the client's confirmation
+        assert inv.from_balance == Decimal("0.00")
         assert inv.status == "issued" and by_list.state == "invoiced"
-        assert s.exec(select(Client)).one().balance == Decimal("0.00")
+        assert s.exec(select(Client)).one().balance == Decimal("300.00")
         form_inv = s.exec(select(Invoice).where(Invoice.application_id == by_form.id)).one()
         assert form_inv.total == Decimal("2500.00") and form_inv.from_balance == 0
-    [reply] = [m for m in site.mails_to(client_addr) if by_list.number in str(m["Subject"])]
+    [reply] = [
+        m
+        for m in site.mails_to(client_addr)
+        if by_list.number in str(m["Subject"]) and not CODE.search(text_of(m))
+    ]
     text = text_of(reply)
-    assert "к оплате осталось 700,00" in text
     assert COOKIE in text and f"уже присвоен {cookie_ean}" in text
     assert any((a.get_filename() or "").endswith(".pdf") for a in reply.iter_attachments())
+    [ask] = confirmation_requests(site, client_addr)
+    assert by_list.number in text_of(ask)
+    confirm_reply(site, ask, client_addr)
+    site.run("run", "--once")
+    with site.session() as s:
+        inv = s.exec(select(Invoice).where(Invoice.application_id == by_list.id)).one()
+        assert (inv.from_balance, inv.status) == (Decimal("300.00"), "issued")
+        assert s.exec(select(Client)).one().balance == Decimal("0.00")
+    assert "к оплате осталось 700,00" in text_of(site.mails_to(client_addr)[-1])
 
 
 def test_status_request_lists_the_clients_applications_only_to_a_registered_address(
@@ -106,7 +122,7 @@ def test_status_request_lists_the_clients_applications_only_to_a_registered_addr
         body = text_of(reply)
         assert inv.number not in body and "Ромашка" not in body and "2 500" not in body
         assert app.number not in body
-    assert "не найдено" in text_of(site.mails_to(stranger)[0])
+    assert "Заявление о регистрации" in text_of(site.mails_to(stranger)[0])  # instructions
 
 
 def test_unknown_sender_gets_instructions_with_blank_forms_once_a_day(
@@ -134,12 +150,19 @@ def test_contact_change_waits_for_the_admin_and_both_old_and_new_addresses_are_t
     site.run("run", "--once")
     with site.session() as s:
         [req] = s.exec(select(ContactChangeRequest)).all()
+        assert req.status == "unconfirmed"  # not authenticated: the old address confirms first
+    assert site.mails_to(new) == []
+    [ask] = confirmation_requests(site, old)
+    confirm_reply(site, ask, old)
+    site.run("run", "--once")
+    with site.session() as s:
+        [req] = s.exec(select(ContactChangeRequest)).all()
         assert req.status == "pending"
         assert req.changes == {"email": new, "phone": "+79161112233"}
         unchanged = s.get(Client, client_id)
         assert unchanged is not None
         assert unchanged.email == old  # nothing changes before approval
-    assert "Изменения вступят в силу после проверки" in text_of(site.mails_to(old)[0])
+    assert any("Изменения вступят в силу после проверки" in text_of(m) for m in site.mails_to(old))
     assert "указан как новый адрес" in text_of(site.mails_to(new)[0])
     assert "Заявление о регистрации" in text_of(site.mails_to(spoofer)[0])  # instructions
 

@@ -25,6 +25,8 @@ from tests.e2e.clients_site import (
     add_client,
     address,
     clients_stack,  # noqa: F401 - fixture
+    confirm_reply,
+    confirmation_requests,
     letter,
     site,  # noqa: F401 - fixture
     text_of,
@@ -83,6 +85,10 @@ def test_support_ticket_keeps_its_thread_and_the_admin_reply_goes_out_in_it(
         )
         site.receive(reply)
         site.receive(letter(stranger, f"Re: {subject}", "Я тоже хочу знать")[0])
+        # not authenticated: kept once the registered address confirms with the code
+        [ask] = _until("code", lambda: confirmation_requests(site, client_addr))
+        assert len(_ticket_mails(site, ticket.id)) == 2
+        confirm_reply(site, ask, client_addr)
         _until("reply on the ticket", lambda: len(_ticket_mails(site, ticket.id or 0)) == 3)
         _until("stranger answered", lambda: site.mails_to(stranger))
     finally:

@@ -1,6 +1,10 @@
 """Corrections through the real daemon, Dovecot and SMTP: one correction path serves an
 application (a file replaces its earlier self, the other is read back from the archive) and
 an order whose requisites come from the database (whatever it carries is its product list).
+
+The mail here is not authenticated, so every correction takes the confirmation path
+(README «What needs what»): the code goes to the sender, whose reply with it applies the
+correction as the message that carried the files.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from tests.e2e.clients_site import (
     add_client,
     address,
     clients_stack,  # noqa: F401 - fixture
+    confirm_reply,
+    confirmation_requests,
     letter,
     site,  # noqa: F401 - fixture
     text_of,
@@ -39,8 +45,9 @@ def each_db(site: Site, db_url: str) -> Iterator[Site]:  # noqa: F811
 
 
 def _answer(at: Site, to: str, number: str) -> EmailMessage:
-    """Our latest mail to `to` about application `number`."""
-    return [m for m in at.mails_to(to) if number in str(m["Subject"])][-1]
+    """Our latest mail to `to` in the thread of application `number` (not a code request)."""
+    thread = [m for m in at.mails_to(to) if number in str(m["Subject"])]
+    return [m for m in thread if not str(m["Subject"]).startswith("Подтвер")][-1]
 
 
 def _in_thread(at: Site, sender: str, about: Application, files: dict[str, bytes]) -> None:
@@ -53,7 +60,12 @@ def _in_thread(at: Site, sender: str, about: Application, files: dict[str, bytes
         in_reply_to=str(ours["Message-ID"]),
         files=files,
     )
+    asked = len(confirmation_requests(at, sender))
     at.receive(raw)
+    at.run("run", "--once")
+    codes = confirmation_requests(at, sender)
+    assert len(codes) == asked + 1  # not authenticated: the correction waits for its code
+    confirm_reply(at, codes[-1], sender)
     at.run("run", "--once")
 
 
@@ -84,7 +96,7 @@ def test_an_application_missing_its_list_is_invoiced_once_the_list_comes_in_its_
     _in_thread(each_db, applicant, app, {PRODUCTS: sample_products_xlsx()})
 
     fixed = _app(each_db)
-    form_mail, list_mail = _inbound_ids(each_db)
+    form_mail, list_mail, _confirmation = _inbound_ids(each_db)
     assert (fixed.form_inbound_id, fixed.products_inbound_id) == (form_mail, list_mail)
     assert fixed.state == "invoiced" and fixed.problems == []
     with each_db.session() as s:
@@ -107,13 +119,13 @@ def test_an_order_takes_whatever_its_correction_carries_as_its_product_list(
     _in_thread(each_db, client, order, {FORM: sample_application_docx()})
     form_only = _app(each_db)
     assert form_only.state == "needs_fix" and form_only.form_inbound_id is None
-    assert form_only.products_inbound_id == _inbound_ids(each_db)[-1]
+    assert form_only.products_inbound_id == _inbound_ids(each_db)[-2]  # [-1]: the code
     assert [p["code"] for p in form_only.problems] == ["file_missing"]
 
     _in_thread(each_db, client, order, {PRODUCTS: sample_products_xlsx()})
     fixed = _app(each_db)
     assert fixed.state == "invoiced" and fixed.form_inbound_id is None
-    assert fixed.products_inbound_id == _inbound_ids(each_db)[-1]
+    assert fixed.products_inbound_id == _inbound_ids(each_db)[-2]
     with each_db.session() as s:
         invoice = s.exec(select(Invoice).where(Invoice.application_id == fixed.id)).one()
     assert invoice.number in text_of(_answer(each_db, client, order.number))

@@ -79,6 +79,8 @@ class Cluster:
             ("smtp", "security", '"none"'),
             ("smtp", "user", '""'),
             ("limits", "replies_per_sender_per_hour", "100000"),  # every form names one address
+            ("limits", "mails_per_recipient_per_day", "100000"),  # the caps on mail to others:
+            ("limits", "applications_per_domain_per_hour", "100000"),  # one domain sends all
         ):
             text = set_key(text, section, key, value)
         (root / "config.toml").write_text(text)

@@ -1,9 +1,9 @@
 """100 forged payment statements and contact-change requests change nothing, on both databases.
 
 Before and after: invoices, applications, clients (balance, contacts), client addresses and
-every payment that is not merely held for a person to confirm. Forged contact changes may be
-queued for an admin (that is the design), but none is applied and no acknowledgement goes
-to an address the forger chose.
+every payment that is not merely held for a person to confirm. Forged contact changes wait for a
+confirmation by the registered address (never reach an admin), none is applied, and no
+mail goes to an address the forger chose.
 """
 
 from __future__ import annotations
@@ -187,7 +187,8 @@ def test_a_hundred_forged_statements_and_contact_changes_change_no_state(rt: Run
     assert {m.status for m in inbound} == {"processed"}
     assert not any(r.startswith("replyto-") for r in recipients)  # Reply-To is never obeyed
     assert {r.sender for r in requests} <= {CLIENT_EMAIL}  # only what a registered From says
-    assert all(r.status in ("pending", "rejected") for r in requests)
+    # unproven (no authentication, no confirmation): never even queued for an admin
+    assert all(r.status in ("unconfirmed", "rejected") for r in requests)
     with Session(rt.engine) as s:
         new = s.exec(select(Application.state).where(col(Application.id) > old)).all()
     assert set(new) <= {"needs_fix"}
