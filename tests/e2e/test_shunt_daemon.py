@@ -217,6 +217,7 @@ def test_postgres_connections_terminated_mid_backlog_every_application_answered_
         "replies_per_sender_per_hour",
         "applications_per_domain_per_hour",
         "new_recipients_per_hour",
+        "mails_per_recipient_per_day",  # every sample form names zakaz@romashka.example
     ):
         text = set_key(text, "limits", cap, str(count))
     (workdir / "config.toml").write_text(text, "utf-8")
