@@ -73,6 +73,8 @@ class Client(SQLModel, table=True):
     balance: Decimal = _money()
     unsubscribed: bool = False
     created_at: datetime
+    password_changed_at: datetime | None = None  # sessions older than this are ended
+    totp_secret: str | None = None  # encrypted by the vault; set once the client confirmed it
 
 
 class ClientAddress(SQLModel, table=True):

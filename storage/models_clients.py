@@ -38,6 +38,8 @@ class TicketMessage(SQLModel, table=True):
     inbound_id: int | None = Field(default=None, foreign_key="inboundmessage.id")
     outbox_id: int | None = Field(default=None, foreign_key="outboxmessage.id")
     created_at: datetime
+    channel: str = Field(default="mail", max_length=4)  # mail | web
+    body: str = Field(default="")  # the text of a web message (a mail's text is in its archive)
 
 
 class NewsCampaign(SQLModel, table=True):

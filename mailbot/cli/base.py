@@ -112,3 +112,19 @@ def main() -> None:
             raise
         err.print(f"[bold red]error:[/] {database_error(exc)}", highlight=False)
         sys.exit(2)
+
+
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")]
+
+
+def confirm(question: str, *, yes: bool) -> None:
+    """Ask before an action that cannot be undone; `--yes` answers for a script.
+
+    Without a terminal and without --yes it refuses (exit 1) rather than guess.
+    """
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        fail(f"{question} — not confirmed (no terminal); pass --yes to confirm")
+    if not typer.confirm(question, default=False):
+        fail("cancelled, nothing changed")
