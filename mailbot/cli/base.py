@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailbot.config import ConfigError, Settings, load_settings
@@ -128,3 +132,36 @@ def confirm(question: str, *, yes: bool) -> None:
         fail(f"{question} — not confirmed (no terminal); pass --yes to confirm")
     if not typer.confirm(question, default=False):
         fail("cancelled, nothing changed")
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the rows as a JSON array")]
+
+
+def print_rows(columns: Sequence[str], rows: Sequence[Sequence[object]], *, as_json: bool) -> None:
+    """A list command's output: a rich table for a person, or `--json` for a script.
+
+    JSON keys are the column names; values keep their type where JSON has one (numbers of
+    money are strings, so no kopeck is lost to a float).
+    """
+    if as_json:
+        sys.stdout.write(
+            json.dumps(
+                [dict(zip(columns, map(_jsonable, r), strict=True)) for r in rows],
+                ensure_ascii=False,
+                indent=1,
+            )
+            + "\n"
+        )
+        return
+    table = Table(*columns)
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r))
+    out.print(table)
+
+
+def _jsonable(value: object) -> object:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)  # Decimal and anything else: its exact text
