@@ -51,6 +51,8 @@ EVENT_TEXT = {
     "issuance_failed": "Выдача задерживается, мы уже разбираемся",
     "issuance_requeued": "Выдача возобновлена",
     "codes_issued": "Штрихкоды выданы, документы отправлены на почту",
+    "payment_reversed": "Оплата отменена бухгалтерией",
+    "invoice_unpaid": "Оплата счёта отменена",
     "invoice_cancelled": "Счёт аннулирован",
 }
 MIRRORED = {"invoice_created", "invoice_paid"}  # repeated by an application event
