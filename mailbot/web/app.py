@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from mailbot.runtime import Runtime
-from mailbot.web import account, auth, orders, support
+from mailbot.web import account, auth, details, orders, support
 from mailbot.web.headers import SecurityHeaders
 
 MESSAGES = {
@@ -27,7 +27,7 @@ MESSAGES = {
 
 def page_routes() -> list[BaseRoute]:
     """Every page module's routes, in the order of the navigation."""
-    return [*account.routes, *auth.routes, *orders.routes, *support.routes]
+    return [*account.routes, *auth.routes, *orders.routes, *details.routes, *support.routes]
 
 
 def make_templates() -> jinja2.Environment:
