@@ -135,12 +135,13 @@ def test_an_oversized_upload_is_refused_before_anything_is_stored(rt: Runtime) -
 
 
 @ON_SQLITE
-def test_a_zip_bomb_is_refused_by_the_mail_limits(rt: Runtime) -> None:
+def test_a_zip_bomb_and_an_entity_bomb_are_refused_by_the_mail_limits(rt: Runtime) -> None:
     add_client(rt)
     web = browser(rt, "7707083893")
-    r = _upload(web, (HOSTILE / "bomb-ratio.xlsx").read_bytes(), name="bomb-ratio.xlsx")
-    assert r.status_code == 200
-    assert "bomb-ratio.xlsx" in r.text and "нужно исправить 1 ошибку" in r.text
+    for name in ("bomb-ratio.xlsx", "billion-laughs.xlsx"):
+        r = _upload(web, (HOSTILE / name).read_bytes(), name=name)
+        assert r.status_code == 200
+        assert name in r.text and "нужно исправить 1 ошибку" in r.text
     assert _applications(rt) == []
 
 
