@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from decimal import Decimal
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx2
@@ -26,6 +27,7 @@ from mailbot.storage.models import (
     OutboxMessage,
     ProductRow,
 )
+from mailbot.web.orders import with_attachment
 from tests.web.pages2 import ON_POSTGRESQL, ON_SQLITE, add_client, browser, csrf
 
 HOSTILE = Path(__file__).resolve().parents[1] / "corpus" / "hostile"
@@ -215,3 +217,15 @@ def test_the_order_page_offers_the_blank_list_and_a_labelled_file_field(rt: Runt
     assert blank.headers["content-disposition"].startswith("attachment")
     anonymous = TestClient(web.app, follow_redirects=False)
     assert anonymous.get("/order").headers["location"] == "/login"
+
+
+def test_the_archived_message_carries_the_upload_byte_for_byte() -> None:
+    name = "Перечень «Ромашка» — " + "очень длинное имя " * 8 + ".xlsx"
+    for size in (0, 1, 57, 58, 57 * 1024, 57 * 1024 + 1, 300_000):
+        data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        mail = EmailMessage()
+        mail["From"], mail["Subject"] = "boss@client.test", "Заказ"
+        mail.set_content("Текст\n")
+        parsed = parse_message(with_attachment(mail, name, data))
+        [att] = parsed.attachments
+        assert (att.filename, att.data, parsed.text.strip()) == (name, data, "Текст")
