@@ -135,6 +135,9 @@ def _submit(v: Visit) -> Response:
     return RedirectResponse(f"/applications/{filed.placed.app.number}", status_code=303)
 
 
+_submit_action = action(_submit)
+
+
 async def submit(request: Request) -> Response:
     """POST /order: the body is counted while read; past the limit it is refused (413)."""
     cap = runtime(request).settings.limits.max_attachment_bytes + FORM_OVERHEAD
@@ -154,7 +157,7 @@ async def submit(request: Request) -> Response:
 
     capped = Request(request.scope, counted)
     try:
-        response: Response = await action(_submit)(capped)
+        response: Response = await _submit_action(capped)
     except UploadTooLarge:
         return await _refuse(request, seen[0], more=more[0])
     return response
