@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from mailbot.runtime import Runtime
-from mailbot.web import account, auth, balance, news, status
+from mailbot.web import account, auth, balance, details, news, orders, status, support
 from mailbot.web.headers import SecurityHeaders
 
 MESSAGES = {
@@ -27,7 +27,16 @@ MESSAGES = {
 
 def page_routes() -> list[BaseRoute]:
     """Every page module's routes, in the order of the navigation."""
-    return [*account.routes, *auth.routes, *status.routes, *balance.routes, *news.routes]
+    return [
+        *account.routes,
+        *auth.routes,
+        *status.routes,
+        *orders.routes,
+        *details.routes,
+        *balance.routes,
+        *news.routes,
+        *support.routes,
+    ]
 
 
 def make_templates() -> jinja2.Environment:
