@@ -11,7 +11,9 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailbot.config import ConfigError, Settings, load_settings
@@ -48,7 +50,7 @@ ConfigOpt = Annotated[
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one clear line on stderr and exit."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -78,7 +80,7 @@ def settings() -> Settings:
     except ConfigError as exc:
         err.print("[bold red]configuration error:[/]", highlight=False)
         for problem in exc.problems:
-            err.print(f"  {problem}", highlight=False)
+            err.print(f"  {problem}", highlight=False, markup=False)
         raise typer.Exit(2) from None
 
 
@@ -114,7 +116,7 @@ def main() -> None:
     except SQLAlchemyError as exc:
         if not is_outage(exc):
             raise
-        err.print(f"[bold red]error:[/] {database_error(exc)}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(database_error(exc))}", highlight=False)
         sys.exit(2)
 
 
@@ -155,7 +157,7 @@ def print_rows(columns: Sequence[str], rows: Sequence[Sequence[object]], *, as_j
         return
     table = Table(*columns)
     for r in rows:
-        table.add_row(*("" if v is None else str(v) for v in r))
+        table.add_row(*(Text("" if v is None else str(v)) for v in r))  # no markup in data
     out.print(table)
 
 
