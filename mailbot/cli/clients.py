@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from sqlmodel import col, func, select
 
-from mailbot.cli.base import fail, group, out, runtime
+from mailbot.cli.base import YesOpt, confirm, fail, group, out, runtime
 from mailbot.issuance.credentials import reset_password
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Application, Barcode, Client, ClientAddress
@@ -71,13 +71,30 @@ def clients_show(
 @clients_app.command("reset-password")
 def clients_reset_password(
     login: Annotated[str, typer.Argument(help="the client's login (INN or INN-KPP)")],
+    yes: YesOpt = False,
 ) -> None:
-    """Issue a new password and mail it to the client's registered address."""
+    """Issue a new password and mail it to the client's registered address.
+
+    The old password stops working at once: the client's web sessions end, and a password
+    mail of an earlier reset still waiting in the outbox is dropped (it holds a void one).
+    """
     rt = runtime()
+    with transaction(rt.engine) as session:
+        client = session.exec(select(Client).where(Client.login == login)).first()
+        if client is None:
+            fail(f"client {login} not found")
+        email = client.email
+    confirm(f"reset the password of {login} and mail a new one to {email}?", yes=yes)
     result = reset_password(rt, login)
     if result is None:
         fail(f"client {login} not found")
     out.print(
-        f"new password for {login} queued to {result}; it is sent on the next pass "
-        "(mailbot run) and shown nowhere else"
+        f"new password for {login} queued to {result.email}; it is sent on the next pass "
+        "(mailbot run) and shown nowhere else",
+        highlight=False,
     )
+    if result.superseded:
+        ids = ", ".join(str(i) for i in result.superseded)
+        out.print(f"dropped the unsent password mail(s) {ids}: their password is void")
+    if result.sessions_ended:
+        out.print(f"ended {result.sessions_ended} web session(s)")
