@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from sqlmodel import col, func, select
 
-from mailbot.cli.base import YesOpt, confirm, fail, group, out, runtime
+from mailbot.cli.base import JsonOpt, YesOpt, confirm, fail, group, out, print_rows, runtime, stamp
 from mailbot.issuance.credentials import reset_password
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Application, Barcode, Client, ClientAddress
@@ -17,22 +16,27 @@ clients_app = group("clients", "Registered clients and their logins.")
 
 
 @clients_app.command("list")
-def clients_list(limit: int = 200) -> None:
+def clients_list(
+    limit: Annotated[int, typer.Option(min=1, help="at most this many")] = 200,
+    as_json: JsonOpt = False,
+) -> None:
     """Clients, newest first (passwords are never shown: only whether one is set)."""
     rt = runtime()
-    table = Table("login", "inn", "kpp", "organisation", "email", "password", "created")
     with transaction(rt.engine) as session:
-        for c in session.exec(select(Client).order_by(col(Client.id).desc()).limit(limit)):
-            table.add_row(
-                c.login or "—",
+        rows = [
+            (
+                c.login if as_json else c.login or "—",
                 c.inn,
                 c.kpp,
                 c.org_name,
                 c.email,
                 _password_state(c),
-                c.created_at.strftime("%Y-%m-%d"),
+                stamp(c.created_at, as_json=as_json, fmt="%Y-%m-%d"),
             )
-    out.print(table)
+            for c in session.exec(select(Client).order_by(col(Client.id).desc()).limit(limit))
+        ]
+    columns = ("login", "inn", "kpp", "organisation", "email", "password", "created")
+    print_rows(columns, rows, as_json=as_json)
 
 
 def _password_state(c: Client) -> str:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, col, select
 
 from mailbot.storage.db import make_engine
-from mailbot.storage.models import Client, Event, OutboxMessage, OutboxStatus
+from mailbot.storage.models import Barcode, Client, Event, OutboxMessage, OutboxStatus, Payment
 from mailbot.storage.models_web import WebSession
+from mailbot.storage.queries import record_event
 from tests.e2e.helpers import mailbot
 
 LOGIN = "7701234567"
@@ -178,3 +181,71 @@ def test_a_password_mail_already_sent_is_not_touched_by_the_next_reset(site: Sit
     out = run(site, "clients", "reset-password", LOGIN, "--yes").stdout
     assert "dropped" not in out
     assert [m.status for m in site.password_mails()] == [OutboxStatus.sent, OutboxStatus.pending]
+
+
+def as_json(site: Site, *args: str) -> list[dict[str, Any]]:
+    rows = json.loads(run(site, *args, "--json").stdout)
+    assert isinstance(rows, list)
+    return rows
+
+
+def test_every_list_prints_json_and_log_takes_an_invoice_number(site: Site) -> None:
+    """demo → run → pay → run, then each list as JSON, and the invoice's story."""
+    run(site, "demo")
+    run(site, "run", "--once")
+    [number] = run(site, "invoices", "list", "--plain").stdout.split()
+    run(site, "invoices", "pay", number)
+    run(site, "run", "--once")
+
+    [app] = as_json(site, "applications", "list")
+    assert set(app) == {"number", "state", "kind", "sender", "org", "created"}
+    assert app["state"] == "issued" and app["created"].startswith("20")
+    assert as_json(site, "applications", "list", "--state", "issued") == [app]
+    assert as_json(site, "applications", "list", "--state", "paid") == []
+    mails = as_json(site, "outbox", "list")
+    assert {m["kind"] for m in mails} >= {"invoice", "issued"}
+    assert all(isinstance(m["id"], int) and isinstance(m["attempts"], int) for m in mails)
+    pending = as_json(site, "outbox", "list", "--status", "pending")
+    assert pending == [m for m in mails if m["status"] == "pending"]
+    [message] = as_json(site, "messages", "list")
+    assert message["id"] == "m1" and message["status"] == "processed"
+    clients = as_json(site, "clients", "list")
+    assert [c["login"] for c in clients] == ["7707083893", LOGIN]  # newest first
+    [prefix] = as_json(site, "pool", "status")
+    with Session(site.engine) as s:
+        codes = len(s.exec(select(Barcode)).all())
+    assert prefix["prefix"] == "4601234" and prefix["used"] == codes > 0
+    assert prefix["free"] == prefix["capacity"] - codes
+    for empty in (
+        ("outbox", "held"),
+        ("quarantine", "list"),
+        ("requests", "list"),
+        ("tickets", "list"),
+        ("news", "list"),
+    ):
+        assert as_json(site, *empty) == [], empty
+
+    with Session(site.engine) as s:  # a payment's own event (a statement's) joins the story
+        [payment] = s.exec(select(Payment)).all()
+        assert payment.id is not None
+        record_event(s, entity="payment", entity_id=payment.id, event="payment_noted", at=NOW)
+        s.commit()
+    story = as_json(site, "log", number)
+    events = [(e["entity"], e["event"]) for e in story]
+    assert ("invoice", "invoice_created") in events
+    assert ("invoice", "invoice_paid") in events
+    assert ("application", "codes_allocated") in events
+    assert ("payment", "payment_noted") in events
+    assert story == as_json(site, "log", app["number"])  # the same story as its application
+    table = run(site, "log", number).stdout
+    assert "invoice_created" in table and "codes_allocated" in table
+
+
+def test_log_of_an_unknown_invoice_or_a_ref_of_no_kind_is_one_line_exit_1(site: Site) -> None:
+    assert refused(run(site, "log", "2026-99999", check=False)) == (
+        "error: invoice 2026-99999 not found"
+    )
+    assert refused(run(site, "log", "what", check=False)) == (
+        "error: 'what' names nothing: give a message (m12), an application "
+        "(EAN-2026-000012) or an invoice (2026-00012)"
+    )
