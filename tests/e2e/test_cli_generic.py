@@ -6,6 +6,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,16 @@ import pytest
 from sqlmodel import Session, col, select
 
 from mailbot.storage.db import make_engine
-from mailbot.storage.models import Barcode, Client, Event, OutboxMessage, OutboxStatus, Payment
+from mailbot.storage.models import (
+    ApplicationState,
+    Barcode,
+    Client,
+    Event,
+    InboundStatus,
+    OutboxMessage,
+    OutboxStatus,
+    Payment,
+)
 from mailbot.storage.models_web import WebSession
 from mailbot.storage.queries import record_event
 from tests.e2e.helpers import mailbot
@@ -249,3 +259,38 @@ def test_log_of_an_unknown_invoice_or_a_ref_of_no_kind_is_one_line_exit_1(site: 
         "error: 'what' names nothing: give a message (m12), an application "
         "(EAN-2026-000012) or an invoice (2026-00012)"
     )
+
+
+def test_an_unknown_state_status_or_log_level_is_one_line_naming_the_valid_ones(
+    workdir: Path,
+) -> None:
+    mailbot(workdir, "db", "upgrade")
+    db = workdir / "var/mailbot.db"
+    before = db.read_bytes()
+    states = ", ".join(ApplicationState)
+    cases = {
+        ("applications", "list", "--state", "bogus"): f"'bogus' is not one of: {states}",
+        ("outbox", "list", "--status", "gone"): "'gone' is not one of: " + ", ".join(OutboxStatus),
+        ("messages", "list", "--status", "x"): "'x' is not one of: " + ", ".join(InboundStatus),
+        ("--log-level", "loud", "status"): "'loud' is not one of: debug, info, warning, error",
+    }
+    for args, says in cases.items():
+        line = refused(mailbot(workdir, *args, check=False))
+        assert line.startswith("error: ") and line.endswith(says), line
+    assert db.read_bytes() == before  # nothing changed
+
+
+def test_version_comes_from_the_installed_package(workdir: Path) -> None:
+    assert mailbot(workdir, "--version").stdout == f"mailbot {version('mailbot')}\n"
+
+
+def test_shell_completion_completes_commands_and_installs_into_a_home(tmp_path: Path) -> None:
+    words = {"COMP_WORDS": "mailbot applications l", "COMP_CWORD": "2"}
+    done = mailbot(tmp_path, env={"_MAILBOT_COMPLETE": "complete_bash", **words})
+    assert done.stdout.split() == ["list"]
+    script = mailbot(tmp_path, "--show-completion", "bash").stdout
+    assert "_MAILBOT_COMPLETE=complete_bash" in script
+    home = tmp_path / "home"
+    home.mkdir()
+    mailbot(tmp_path, "--install-completion", "bash", env={"HOME": str(home)})
+    assert "mailbot" in (home / ".bashrc").read_text()
