@@ -161,6 +161,16 @@ def confirm(question: str, *, yes: bool) -> None:
         fail("cancelled, nothing changed")
 
 
+def read_text_file(path: Path) -> str:
+    """A UTF-8 text file named on the command line, or one line saying why it cannot be read."""
+    try:
+        return path.read_text("utf-8")
+    except UnicodeDecodeError:
+        fail(f"{path}: not UTF-8 text")
+    except OSError as exc:
+        fail(f"{path}: {exc.strerror or exc}")
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the rows as a JSON array")]
 
 

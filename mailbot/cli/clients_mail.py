@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from sqlmodel import Session, col, select
 
-from mailbot.cli.base import JsonOpt, fail, group, out, print_rows, runtime, stamp
+from mailbot.cli.base import (
+    JsonOpt,
+    fail,
+    group,
+    out,
+    print_rows,
+    read_text_file,
+    runtime,
+    stamp,
+)
 from mailbot.handlers import contacts, support
 from mailbot.invariant import InvariantError
 from mailbot.mail.archive import read_raw
@@ -178,7 +187,7 @@ def tickets_reply(
     body_file: Annotated[Path | None, typer.Option(help="the answer, from a UTF-8 file")] = None,
 ) -> None:
     """Answer the client in the ticket's thread."""
-    answer = body_file.read_text("utf-8") if body_file else text
+    answer = read_text_file(body_file) if body_file else text
     if not answer.strip():
         fail("give the answer with --text or --body-file")
     rt = runtime()
@@ -209,7 +218,7 @@ def news_send(
     from mailbot.mail.news import send_campaign, start_campaign
     from mailbot.service.daemon import open_transport
 
-    body = body_file.read_text("utf-8")
+    body = read_text_file(body_file)
     if not subject.strip() or not body.strip():
         fail("the subject and the body must not be empty")
     rt = runtime()

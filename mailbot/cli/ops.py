@@ -248,6 +248,9 @@ def quarantine_reject(
     ref: str, reason: Annotated[str, typer.Option(help="why it is dropped (kept in the log)")]
 ) -> None:
     """Give up on a quarantined message for good; it stays archived."""
+    if not reason.strip():
+        fail("--reason must say why (it is kept in the log)")
+    reason = reason.strip()
     rt = runtime()
     with transaction(rt.engine) as session:
         m = _inbound(session, ref)

@@ -273,6 +273,11 @@ def test_an_unknown_state_status_or_log_level_is_one_line_naming_the_valid_ones(
         ("outbox", "list", "--status", "gone"): "'gone' is not one of: " + ", ".join(OutboxStatus),
         ("messages", "list", "--status", "x"): "'x' is not one of: " + ", ".join(InboundStatus),
         ("--log-level", "loud", "status"): "'loud' is not one of: debug, info, warning, error",
+        ("quarantine", "reject", "m1", "--reason", "  "): "--reason must say why (it is kept in "
+        "the log)",
+        ("tickets", "reply", "1", "--body-file", "no.txt"): "no.txt: No such file or directory",
+        ("news", "send", "--subject", "S", "--body-file", "no.txt"): "no.txt: No such file or "
+        "directory",
     }
     for args, says in cases.items():
         line = refused(mailbot(workdir, *args, check=False))
