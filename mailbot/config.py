@@ -235,7 +235,10 @@ ADMIN_KEYS = (Key("email"),)
 METRICS_KEYS = (Key("port", int, 0),)
 
 # Every section config.toml may hold and its keys: the one list unknown names are checked
-# against. A new section is one row here (and its reading in parse_settings).
+# against. A new section: its Key rows (as above), one row here, its reading in
+# parse_settings (`_optional(r, "web")` is name → value of an optional section), and its
+# keys documented in the shipped config.toml (tests/unit/test_config.py checks that every
+# section is there and every declared key is read).
 SECTIONS: dict[str, tuple[Key, ...]] = {
     "service": SERVICE_KEYS,
     "paths": PATHS_KEYS,
