@@ -15,6 +15,7 @@ from mailbot.cli import (
     payments,  # noqa: F401 - registers its commands
     pool,  # noqa: F401 - registers its commands
     records,  # noqa: F401 - registers its commands
+    web,  # noqa: F401 - registers its commands
 )
 from mailbot.cli.base import main
 

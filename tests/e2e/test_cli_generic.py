@@ -165,6 +165,7 @@ def test_reset_password_twice_drops_the_first_unsent_mail_and_ends_every_session
     with Session(site.engine) as s:
         ended = s.exec(select(WebSession)).all()
     assert {(w.end_reason, w.ended_at is not None) for w in ended} == {("reset", True)}
+    assert sorted(e.data["session"] for e in site.events("web_session_ended")) == [1, 2]
 
     second = run(site, "clients", "reset-password", LOGIN, "-y").stdout
     [old, new] = site.password_mails()
