@@ -6,11 +6,12 @@ the CLI prints them and exits with code 2. Settings are passed down, never impor
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,11 @@ class Settings:
 
 @dataclass(frozen=True)
 class Key:
-    """One key of a config table: its type, default and what a valid value looks like."""
+    """One key of a config table: its type, default and what a valid value looks like.
+
+    `kind=Decimal` is an amount of roubles (a TOML string or number); `items` are the keys
+    of each table of an array of tables (`tiers = [{...}]`, `[[barcodes.prefixes]]`).
+    """
 
     name: str
     kind: type = str
@@ -167,6 +172,7 @@ class Key:
     required: bool = False
     choices: tuple[str, ...] = ()
     pattern: str = ""
+    items: tuple[Key, ...] = ()
 
 
 SECURITY = ("ssl", "starttls", "none")
@@ -187,6 +193,8 @@ SERVICE_KEYS = (
     Key("director"),
     Key("accountant"),
 )
+PATHS_KEYS = (Key("var", default="var"), Key("archive", default="archive"))
+INTAKE_KEYS = (Key("kind", default="maildir", choices=("maildir", "imap")),)
 MAILDIR_KEYS = (Key("inbox", default="var/mail/inbox"), Key("outbox", default="var/mail/outbox"))
 IMAP_KEYS = (
     Key("ca_file"),
@@ -199,18 +207,35 @@ IMAP_KEYS = (
     Key("quarantine_folder", default="mailbot/quarantine"),
     Key("poll_seconds", float, 60.0),
 )
-SMTP_KEYS = (  # from_address defaults to service.email, filled in by _smtp
+OUTBOX_KEYS = (Key("kind", default="maildir", choices=("maildir", "smtp")),)
+SMTP_KEYS = (  # an empty from_address is service.email, filled in by _smtp
     Key("ca_file"),
     Key("host", required=True),
     Key("port", int, 465),
     Key("security", default="ssl", choices=SECURITY),
     Key("user"),
+    Key("from_address"),
 )
+DATABASE_KEYS = (Key("url", default="sqlite:///var/mailbot.db"),)
+TIER_KEYS = (
+    Key("from", int, 1, required=True),
+    Key("to", int, None),
+    Key("price", Decimal, Decimal("0.00"), required=True),
+)
+TIERS = Key("tiers", list, [], items=TIER_KEYS)
+REGISTRATION_FEE = Key("registration_fee", Decimal, Decimal("0.00"), required=True)
+TARIFF_KEYS = (REGISTRATION_FEE, TIERS)
+VAT_KEYS = (Key("mode", default="22", choices=VAT_MODES),)
 INVOICE_KEYS = (
     Key("due_days", int, 5),
     Key("remind_after_days", int, 3),
     Key("expire_after_days", int, 10),
 )
+PREFIX = Key("prefix", required=True, pattern=r"46\d{5,8}")
+CAPACITY = Key("capacity", int, 0)  # default: the whole room of the prefix, see _prefixes
+PREFIXES = Key("prefixes", list, [], items=(PREFIX, CAPACITY))
+LOW_THRESHOLD = Key("low_threshold", int, 100)
+BARCODE_KEYS = (LOW_THRESHOLD, PREFIXES)
 WEB_KEYS = (
     Key("listen", default="127.0.0.1"),
     Key("port", int, 8080),
@@ -222,6 +247,91 @@ WEB_KEYS = (
 )
 # [limits]: every field of Limits, its type and default taken from the dataclass itself.
 LIMIT_KEYS = tuple(Key(f.name, type(f.default), f.default) for f in fields(Limits))
+MAIL_KEYS = (Key("authserv_id"),)
+# statement_senders is the name of issue 16; accountants and authserv_id are the older names.
+PAYMENT_KEYS = (
+    Key("statement_senders", list, []),
+    Key("accountants", list, []),
+    Key("authserv_id"),
+)
+ADMIN_KEYS = (Key("email"),)
+METRICS_KEYS = (Key("port", int, 0),)
+
+# Every section config.toml may hold and its keys: the one list unknown names are checked
+# against. A new section: its Key rows (as above), one row here, its reading in
+# parse_settings (`_optional(r, "web")` is name → value of an optional section), and its
+# keys documented in the shipped config.toml (tests/unit/test_config.py checks that every
+# section is there and every declared key is read).
+SECTIONS: dict[str, tuple[Key, ...]] = {
+    "service": SERVICE_KEYS,
+    "paths": PATHS_KEYS,
+    "intake": INTAKE_KEYS,
+    "maildir": MAILDIR_KEYS,
+    "imap": IMAP_KEYS,
+    "outbox": OUTBOX_KEYS,
+    "smtp": SMTP_KEYS,
+    "database": DATABASE_KEYS,
+    "tariffs": TARIFF_KEYS,
+    "vat": VAT_KEYS,
+    "invoices": INVOICE_KEYS,
+    "barcodes": BARCODE_KEYS,
+    "limits": LIMIT_KEYS,
+    "mail": MAIL_KEYS,
+    "payments": PAYMENT_KEYS,
+    "admin": ADMIN_KEYS,
+    "metrics": METRICS_KEYS,
+    "web": WEB_KEYS,
+}
+# Secrets a user may try to put in the file: where they belong instead.
+SECRET_ENV = {
+    ("imap", "password"): "MAILBOT_IMAP_PASSWORD",
+    ("smtp", "password"): "MAILBOT_SMTP_PASSWORD",
+}
+
+
+def unknown_names(
+    data: Mapping[str, Any], sections: Mapping[str, tuple[Key, ...]] = SECTIONS
+) -> list[str]:
+    """One line per section or key the file holds that nobody reads, with the nearest name."""
+    problems = []
+    for name, value in data.items():
+        keys = sections.get(name)
+        if keys is not None:
+            if isinstance(value, Mapping):
+                problems += _unknown_keys(value, name, keys)
+        elif isinstance(value, Mapping):
+            problems.append(f"[{name}]: unknown section{_hint(name, sections, '[{}]')}")
+        else:  # a key above the first section header: name the sections that have it
+            homes = " or ".join(f"[{s}] {name}" for s, ks in sections.items() if name in _names(ks))
+            hint = f" (did you mean {homes}?)" if homes else ""
+            problems.append(f"{name}: unknown key outside any section{hint}")
+    return problems
+
+
+def _unknown_keys(table: Mapping[str, Any], where: str, keys: tuple[Key, ...]) -> list[str]:
+    known = {k.name: k for k in keys}
+    problems = []
+    for name, value in table.items():
+        key = known.get(name)
+        if key is None and (env := SECRET_ENV.get((where, name))):
+            problems.append(f"[{where}] {name}: secrets are not read from the file; set ${env}")
+        elif key is None:
+            problems.append(f"[{where}] {name}: unknown key{_hint(name, known)}")
+        elif key.items and isinstance(value, list):
+            for n, item in enumerate(value):
+                if isinstance(item, Mapping):
+                    problems += _unknown_keys(item, f"{where}.{name}[{n}]", key.items)
+    return problems
+
+
+def _names(keys: tuple[Key, ...]) -> set[str]:
+    return {k.name for k in keys}
+
+
+def _hint(name: str, known: Mapping[str, object], shape: str = "{}") -> str:
+    """« (did you mean X?)» for the known name nearest to `name`, or nothing."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {shape.format(close[0])}?)" if close else ""
 
 
 class _Reader:
@@ -250,6 +360,8 @@ class _Reader:
                 self.problems.append(f"{name}: is required")
             return key.default
         value = sec[key.name]
+        if kind is Decimal:
+            return self.money(name, value)
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
@@ -268,33 +380,37 @@ class _Reader:
         return {key.name: self.get(sec, where, key) for key in keys}
 
     def tables(
-        self, sec: Mapping[str, Any], where: str, key: str, *, one: str, keys: str
+        self, sec: Mapping[str, Any], where: str, key: Key, *, one: str
     ) -> Iterator[tuple[str, Mapping[str, Any]]]:
         """(name, table) for each table of the array `key`; at least one is required.
 
         A generator, so each entry's problems follow its own name in the report.
         """
-        raw = sec.get(key, [])
+        raw = sec.get(key.name, [])
         if not isinstance(raw, list) or not raw:
-            self.problems.append(f"{where}.{key}: at least one {one} is required")
+            self.problems.append(f"{where}.{key.name}: at least one {one} is required")
             return
         for n, item in enumerate(raw):
-            name = f"{where}.{key}[{n}]"
+            name = f"{where}.{key.name}[{n}]"
             if isinstance(item, Mapping):
                 yield name, item
             else:
+                keys = ", ".join(k.name for k in key.items)
                 self.problems.append(f"{name}: must be a table with {keys}")
 
-    def money(self, sec: Mapping[str, Any], where: str, key: str) -> Decimal:
-        raw = sec.get(key)
+    def money(self, name: str, raw: object) -> Decimal:
+        """An amount of roubles written as a TOML string or number, to the kopeck.
+
+        A negative amount is left to validate_tariffs, which names it once.
+        """
         try:
-            value = Decimal(str(raw))
-        except (InvalidOperation, ValueError):
-            self.problems.append(f"{where}.{key}: must be a number of roubles, got {raw!r}")
-            return Decimal(0)
-        if value < 0:
-            self.problems.append(f"{where}.{key}: must not be negative")
-        return value.quantize(Decimal("0.01"))
+            value = Decimal(str(raw)).quantize(Decimal("0.01"))
+        except (InvalidOperation, ValueError):  # not a number, infinite or absurdly long
+            value = Decimal("NaN")
+        if value.is_finite():
+            return value
+        self.problems.append(f"{name}: must be a number of roubles, got {raw!r}")
+        return Decimal(0)
 
 
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -311,55 +427,52 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     return parse_settings(data, base_dir=path.resolve().parent, env=env)
 
 
-def _statement_trust(r: _Reader, pay: Mapping[str, Any]) -> tuple[list[str], str]:
+def _statement_trust(r: _Reader) -> tuple[list[str], str]:
     """Who may mail statements and whose Authentication-Results we read.
 
     `[payments] statement_senders` and `[mail] authserv_id` are the names of issue 16; the
     older `[payments] accountants` / `[payments] authserv_id` are still read when the new
     ones are absent or empty (the shipped config.toml has the new ones, empty).
     """
-    senders = r.get(pay, "payments", Key("statement_senders", list, [])) or r.get(
-        pay, "payments", Key("accountants", list, [])
-    )
-    mail = r.section("mail", required=False)
-    authserv_id = (
-        r.get(mail, "mail", Key("authserv_id")).strip()
-        or r.get(pay, "payments", Key("authserv_id")).strip()
-    )
+    pay = r.table(r.section("payments", required=False), "payments", PAYMENT_KEYS)
+    mail = r.table(r.section("mail", required=False), "mail", MAIL_KEYS)
+    senders = pay["statement_senders"] or pay["accountants"]
+    authserv_id = mail["authserv_id"].strip() or pay["authserv_id"].strip()
     return list(senders), authserv_id.lower()
+
+
+def _optional(r: _Reader, name: str) -> dict[str, Any]:
+    """Every key of the optional section `name` (declared in SECTIONS): name → value."""
+    return r.table(r.section(name, required=False), name, SECTIONS[name])
 
 
 def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str, str]) -> Settings:
     """Build Settings from parsed TOML; raises ConfigError naming every bad key.
 
-    Sections are read in file order, so the report lists problems the way the file does.
+    Unknown sections and keys come first (a misspelt name explains a default used below);
+    then sections are read in file order, so the report lists problems the way the file does.
     """
     r = _Reader(data)
+    r.problems += unknown_names(data)
     service = Service(**r.table(r.section("service"), "service", SERVICE_KEYS))
-    paths = r.section("paths", required=False)
-    var_dir = base_dir / r.get(paths, "paths", Key("var", default="var"))
-    archive_dir = var_dir / r.get(paths, "paths", Key("archive", default="archive"))
-    intake = r.get(
-        r.section("intake"), "intake", Key("kind", default="maildir", choices=("maildir", "imap"))
-    )
-    md = r.table(r.section("maildir", required=False), "maildir", MAILDIR_KEYS)
-    maildir = MaildirSettings(**{k: base_dir / v for k, v in md.items()})
+    paths = _optional(r, "paths")
+    var_dir = base_dir / paths["var"]
+    archive_dir = var_dir / paths["archive"]
+    intake = r.table(r.section("intake"), "intake", INTAKE_KEYS)["kind"]
+    maildir = MaildirSettings(**{k: base_dir / v for k, v in _optional(r, "maildir").items()})
     imap = _imap(r, base_dir, env) if intake == "imap" else None
-    outbox = r.get(
-        r.section("outbox"), "outbox", Key("kind", default="maildir", choices=("maildir", "smtp"))
-    )
+    outbox = r.table(r.section("outbox"), "outbox", OUTBOX_KEYS)["kind"]
     smtp = _smtp(r, base_dir, env, service.email) if outbox == "smtp" else None
     url = _database_url(r, base_dir, env)
     tariffs = _tariffs(r)
-    vat_mode = r.get(r.section("vat"), "vat", Key("mode", default="22", choices=VAT_MODES))
+    vat_mode = r.table(r.section("vat"), "vat", VAT_KEYS)["mode"]
     inv = _invoice_days(r)
     b = r.section("barcodes")
     prefixes = _prefixes(r, b)
-    low = r.get(b, "barcodes", Key("low_threshold", int, 100))
-    limits = Limits(**r.table(r.section("limits", required=False), "limits", LIMIT_KEYS))
-    pay = r.section("payments", required=False)
-    accountants, authserv_id = _statement_trust(r, pay)
-    admin_email = r.get(r.section("admin", required=False), "admin", Key("email"))
+    low = r.get(b, "barcodes", LOW_THRESHOLD)
+    limits = Limits(**_optional(r, "limits"))
+    accountants, authserv_id = _statement_trust(r)
+    admin_email = _optional(r, "admin")["email"]
     metrics_port = _metrics_port(r)
     web = _web(r)
     if r.problems:
@@ -393,7 +506,7 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
 
 def _invoice_days(r: _Reader) -> dict[str, int]:
     """[invoices]: days to pay, to the reminder and to expiry (reminder before expiry)."""
-    inv = r.table(r.section("invoices", required=False), "invoices", INVOICE_KEYS)
+    inv = _optional(r, "invoices")
     if not 0 < inv["remind_after_days"] < inv["expire_after_days"]:
         r.problems.append(
             "invoices.remind_after_days: must be positive and below expire_after_days"
@@ -403,7 +516,7 @@ def _invoice_days(r: _Reader) -> dict[str, int]:
 
 def _web(r: _Reader) -> WebSettings:
     """[web]: cookies are Secure unless the account is only served to http://localhost."""
-    w = r.table(r.section("web", required=False), "web", WEB_KEYS)
+    w = _optional(r, "web")
     local = re.match(r"http://(localhost|127\.0\.0\.1)(:\d+)?(/|$)", w["base_url"]) is not None
     if w["secure_cookies"] is None:
         w["secure_cookies"] = not local
@@ -421,7 +534,7 @@ def _web(r: _Reader) -> WebSettings:
 
 def _metrics_port(r: _Reader) -> int:
     """[metrics] port: the local Prometheus endpoint, 0 = off."""
-    port: int = r.get(r.section("metrics", required=False), "metrics", Key("port", int, 0))
+    port: int = _optional(r, "metrics")["port"]
     if not 0 <= port <= 65535:
         r.problems.append(f"metrics.port: must be 0..65535, got {port}")
     return port
@@ -435,23 +548,18 @@ def _imap(r: _Reader, base_dir: Path, env: Mapping[str, str]) -> ImapConfig:
 
 
 def _smtp(r: _Reader, base_dir: Path, env: Mapping[str, str], service_email: str) -> SmtpConfig:
-    sec = r.section("smtp")
-    values = r.table(sec, "smtp", SMTP_KEYS)
+    values = r.table(r.section("smtp"), "smtp", SMTP_KEYS)
     ca = values.pop("ca_file")
     return SmtpConfig(
-        **values,
+        **values | {"from_address": values["from_address"] or service_email},
         password=Secret(env.get("MAILBOT_SMTP_PASSWORD", "")),
-        from_address=r.get(sec, "smtp", Key("from_address", default=service_email)),
         ca_file=base_dir / ca if ca else None,
     )
 
 
 def _database_url(r: _Reader, base_dir: Path, env: Mapping[str, str]) -> str:
     """$MAILBOT_DATABASE_URL or database.url; a relative SQLite path is under base_dir."""
-    db = r.section("database", required=False)
-    url: str = env.get("MAILBOT_DATABASE_URL") or r.get(
-        db, "database", Key("url", default="sqlite:///var/mailbot.db")
-    )
+    url: str = env.get("MAILBOT_DATABASE_URL") or _optional(r, "database")["url"]
     if not url.startswith(("sqlite:", "postgresql")):
         r.problems.append("database.url: must be sqlite:///… or postgresql+psycopg://…")
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
@@ -462,16 +570,13 @@ def _database_url(r: _Reader, base_dir: Path, env: Mapping[str, str]) -> str:
 def _tariffs(r: _Reader) -> Tariffs:
     t = r.section("tariffs")
     tiers = [
-        Tier(
-            min_qty=r.get(tier, where, Key("from", int, 1, required=True)),
-            max_qty=r.get(tier, where, Key("to", int, None)),
-            price=r.money(tier, where, "price"),
+        Tier(min_qty=tier["from"], max_qty=tier["to"], price=tier["price"])
+        for tier in (
+            r.table(item, where, TIERS.items)
+            for where, item in r.tables(t, "tariffs", TIERS, one="tier")
         )
-        for where, tier in r.tables(t, "tariffs", "tiers", one="tier", keys="from, to, price")
     ]
-    tariffs = Tariffs(
-        registration_fee=r.money(t, "tariffs", "registration_fee"), tiers=tuple(tiers)
-    )
+    tariffs = Tariffs(registration_fee=r.get(t, "tariffs", REGISTRATION_FEE), tiers=tuple(tiers))
     r.problems.extend(validate_tariffs(tariffs))
     return tariffs
 
@@ -479,10 +584,10 @@ def _tariffs(r: _Reader) -> Tariffs:
 def _prefixes(r: _Reader, b: Mapping[str, Any]) -> tuple[Prefix, ...]:
     """[[barcodes.prefixes]]: each GS1 prefix and how many codes it may give out."""
     prefixes = []
-    for where, p in r.tables(b, "barcodes", "prefixes", one="[[barcodes.prefixes]]", keys="prefix"):
-        prefix = r.get(p, where, Key("prefix", required=True, pattern=r"46\d{5,8}"))
+    for where, p in r.tables(b, "barcodes", PREFIXES, one="[[barcodes.prefixes]]"):
+        prefix = r.get(p, where, PREFIX)
         room = 10 ** (12 - len(prefix)) if prefix else 0
-        capacity = r.get(p, where, Key("capacity", int, room))
+        capacity = r.get(p, where, replace(CAPACITY, default=room))
         if prefix and not 0 < capacity <= room:
             r.problems.append(
                 f"{where}.capacity: must be 1..{room} for a {len(prefix)}-digit prefix"

@@ -24,6 +24,7 @@ from mailbot.storage.models import (
     OutboxRecipient,
     OutboxStatus,
 )
+from mailbot.storage.models_web import WebSession
 from mailbot.storage.models_workers import Worker
 
 
@@ -115,6 +116,35 @@ def add_client_address(session: Session, client: Client, address: str) -> None:
 
 def client_by_requisites(session: Session, inn: str, kpp: str) -> Client | None:
     return session.exec(select(Client).where(Client.inn == inn, Client.kpp == kpp)).first()
+
+
+def end_web_sessions(session: Session, client_id: int, *, now: datetime, reason: str) -> list[int]:
+    """End every open web session of a client (a password reset, a change); their ids."""
+    rows = session.exec(
+        select(WebSession)
+        .where(WebSession.client_id == client_id, col(WebSession.ended_at).is_(None))
+        .with_for_update()
+    ).all()
+    for row in rows:
+        row.ended_at, row.end_reason = now, reason
+        session.add(row)
+    return [row.id for row in rows if row.id is not None]
+
+
+def unsent_credentials(session: Session, client_id: int, *, now: datetime) -> list[OutboxMessage]:
+    """A client's password mails not yet sent nor being sent (pending or held, not leased)."""
+    return list(
+        session.exec(
+            select(OutboxMessage)
+            .where(
+                col(OutboxMessage.dedupe_key).startswith(f"client:{client_id}:credentials:"),
+                col(OutboxMessage.status).in_([OutboxStatus.pending, OutboxStatus.held]),
+                or_(col(OutboxMessage.lease_until).is_(None), col(OutboxMessage.lease_until) < now),
+            )
+            .order_by(col(OutboxMessage.id))
+            .with_for_update()
+        )
+    )
 
 
 def inbound_by_sha(session: Session, sha256: str) -> InboundMessage | None:

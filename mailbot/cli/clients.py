@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from sqlmodel import col, func, select
 
-from mailbot.cli.base import fail, group, out, runtime
+from mailbot.cli.base import JsonOpt, YesOpt, confirm, fail, group, out, print_rows, runtime, stamp
 from mailbot.issuance.credentials import reset_password
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Application, Barcode, Client, ClientAddress
@@ -17,22 +16,27 @@ clients_app = group("clients", "Registered clients and their logins.")
 
 
 @clients_app.command("list")
-def clients_list(limit: int = 200) -> None:
+def clients_list(
+    limit: Annotated[int, typer.Option(min=1, help="at most this many")] = 200,
+    as_json: JsonOpt = False,
+) -> None:
     """Clients, newest first (passwords are never shown: only whether one is set)."""
     rt = runtime()
-    table = Table("login", "inn", "kpp", "organisation", "email", "password", "created")
     with transaction(rt.engine) as session:
-        for c in session.exec(select(Client).order_by(col(Client.id).desc()).limit(limit)):
-            table.add_row(
-                c.login or "—",
+        rows = [
+            (
+                c.login if as_json else c.login or "—",
                 c.inn,
                 c.kpp,
                 c.org_name,
                 c.email,
                 _password_state(c),
-                c.created_at.strftime("%Y-%m-%d"),
+                stamp(c.created_at, as_json=as_json, fmt="%Y-%m-%d"),
             )
-    out.print(table)
+            for c in session.exec(select(Client).order_by(col(Client.id).desc()).limit(limit))
+        ]
+    columns = ("login", "inn", "kpp", "organisation", "email", "password", "created")
+    print_rows(columns, rows, as_json=as_json)
 
 
 def _password_state(c: Client) -> str:
@@ -71,13 +75,30 @@ def clients_show(
 @clients_app.command("reset-password")
 def clients_reset_password(
     login: Annotated[str, typer.Argument(help="the client's login (INN or INN-KPP)")],
+    yes: YesOpt = False,
 ) -> None:
-    """Issue a new password and mail it to the client's registered address."""
+    """Issue a new password and mail it to the client's registered address.
+
+    The old password stops working at once: the client's web sessions end, and a password
+    mail of an earlier reset still waiting in the outbox is dropped (it holds a void one).
+    """
     rt = runtime()
+    with transaction(rt.engine) as session:
+        client = session.exec(select(Client).where(Client.login == login)).first()
+        if client is None:
+            fail(f"client {login} not found")
+        email = client.email
+    confirm(f"reset the password of {login} and mail a new one to {email}?", yes=yes)
     result = reset_password(rt, login)
     if result is None:
         fail(f"client {login} not found")
     out.print(
-        f"new password for {login} queued to {result}; it is sent on the next pass "
-        "(mailbot run) and shown nowhere else"
+        f"new password for {login} queued to {result.email}; it is sent on the next pass "
+        "(mailbot run) and shown nowhere else",
+        highlight=False,
     )
+    if result.superseded:
+        ids = ", ".join(str(i) for i in result.superseded)
+        out.print(f"dropped the unsent password mail(s) {ids}: their password is void")
+    if result.sessions_ended:
+        out.print(f"ended {result.sessions_ended} web session(s)")

@@ -6,10 +6,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from sqlmodel import Session, col, select
 
-from mailbot.cli.base import fail, group, out, runtime
+from mailbot.cli.base import (
+    JsonOpt,
+    fail,
+    group,
+    out,
+    print_rows,
+    read_text_file,
+    runtime,
+    stamp,
+)
 from mailbot.handlers import contacts, support
 from mailbot.invariant import InvariantError
 from mailbot.mail.archive import read_raw
@@ -46,10 +54,11 @@ def _send_now(rt: Runtime) -> None:
 @requests_app.command("list")
 def requests_list(
     all_: Annotated[bool, typer.Option("--all", help="decided requests too")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Contact change requests, pending ones unless --all."""
     rt = runtime()
-    table = Table("id", "status", "client", "from", "changes", "received")
+    rows: list[tuple[object, ...]] = []
     with transaction(rt.engine) as session:
         query = (
             select(ContactChangeRequest, Client)
@@ -62,15 +71,18 @@ def requests_list(
             changes = "; ".join(
                 f"{k}: {req.previous.get(k) or '—'} → {v}" for k, v in req.changes.items()
             )
-            table.add_row(
-                str(req.id),
-                req.status,
-                f"{client.org_name} ({client.inn})",
-                req.sender,
-                changes,
-                req.created_at.strftime("%Y-%m-%d %H:%M"),
+            rows.append(
+                (
+                    req.id,
+                    req.status,
+                    f"{client.org_name} ({client.inn})",
+                    req.sender,
+                    changes,
+                    stamp(req.created_at, as_json=as_json),
+                )
             )
-    out.print(table)
+    columns = ("id", "status", "client", "from", "changes", "received")
+    print_rows(columns, rows, as_json=as_json)
 
 
 def _decide(request_id: int, *, approve: bool, reason: str) -> None:
@@ -112,25 +124,28 @@ def _ticket(session: Session, number: str) -> SupportTicket:
 @tickets_app.command("list")
 def tickets_list(
     all_: Annotated[bool, typer.Option("--all", help="closed tickets too")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Support tickets, open ones unless --all."""
     rt = runtime()
-    table = Table("number", "status", "from", "subject", "mails", "opened")
+    rows: list[tuple[object, ...]] = []
     with transaction(rt.engine) as session:
         query = select(SupportTicket).order_by(col(SupportTicket.id))
         if not all_:
             query = query.where(SupportTicket.status == "open")
         for t in session.exec(query):
             mails = session.exec(select(TicketMessage.id).where(TicketMessage.ticket_id == t.id))
-            table.add_row(
-                t.number,
-                t.status,
-                t.sender,
-                t.subject,
-                str(len(mails.all())),
-                t.created_at.strftime("%Y-%m-%d %H:%M"),
+            rows.append(
+                (
+                    t.number,
+                    t.status,
+                    t.sender,
+                    t.subject,
+                    len(mails.all()),
+                    stamp(t.created_at, as_json=as_json),
+                )
             )
-    out.print(table)
+    print_rows(("number", "status", "from", "subject", "mails", "opened"), rows, as_json=as_json)
 
 
 @tickets_app.command("show")
@@ -174,7 +189,7 @@ def tickets_reply(
     body_file: Annotated[Path | None, typer.Option(help="the answer, from a UTF-8 file")] = None,
 ) -> None:
     """Answer the client in the ticket's thread."""
-    answer = body_file.read_text("utf-8") if body_file else text
+    answer = read_text_file(body_file) if body_file else text
     if not answer.strip():
         fail("give the answer with --text or --body-file")
     rt = runtime()
@@ -205,7 +220,7 @@ def news_send(
     from mailbot.mail.news import send_campaign, start_campaign
     from mailbot.service.daemon import open_transport
 
-    body = body_file.read_text("utf-8")
+    body = read_text_file(body_file)
     if not subject.strip() or not body.strip():
         fail("the subject and the body must not be empty")
     rt = runtime()
@@ -223,13 +238,13 @@ def news_send(
 
 
 @news_app.command("list")
-def news_list() -> None:
+def news_list(as_json: JsonOpt = False) -> None:
     """Campaigns and how far each got."""
     rt = runtime()
-    table = Table("id", "subject", "recipients", "sent", "skipped", "started", "finished")
+    rows: list[tuple[object, ...]] = []
     with transaction(rt.engine) as session:
         for c in session.exec(select(NewsCampaign).order_by(col(NewsCampaign.id))):
-            rows = list(
+            states = list(
                 session.exec(
                     select(NewsDelivery.status, OutboxMessage.status)
                     .join(
@@ -240,13 +255,16 @@ def news_list() -> None:
                     .where(NewsDelivery.campaign_id == c.id)
                 )
             )
-            table.add_row(
-                str(c.id),
-                c.subject,
-                str(len(rows)),
-                str(sum(1 for _, s in rows if s == "sent")),
-                str(sum(1 for d, _ in rows if d == "skipped")),
-                c.created_at.strftime("%Y-%m-%d %H:%M"),
-                c.finished_at.strftime("%Y-%m-%d %H:%M") if c.finished_at else "",
+            rows.append(
+                (
+                    c.id,
+                    c.subject,
+                    len(states),
+                    sum(1 for _, s in states if s == "sent"),
+                    sum(1 for d, _ in states if d == "skipped"),
+                    stamp(c.created_at, as_json=as_json),
+                    stamp(c.finished_at, as_json=as_json),
+                )
             )
-    out.print(table)
+    columns = ("id", "subject", "recipients", "sent", "skipped", "started", "finished")
+    print_rows(columns, rows, as_json=as_json)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from sqlmodel import Session, col, or_, select
+from sqlmodel.sql.expression import SelectOfScalar
 
-from mailbot.cli.base import app, fail, group, out, runtime
+from mailbot.cli.base import JsonOpt, app, fail, group, out, print_rows, runtime
 from mailbot.guard import GuardedParseError
+from mailbot.invariant import InvariantError
 from mailbot.mail.archive import read_raw
 from mailbot.mail.reading import Unreadable, read_message
 from mailbot.runtime import Runtime
@@ -23,6 +25,7 @@ from mailbot.storage.models import (
     InboundStatus,
     Invoice,
     OutboxMessage,
+    Payment,
 )
 from mailbot.storage.queries import record_event
 
@@ -41,34 +44,26 @@ def _inbound(session: Session, ref: str) -> InboundMessage:
     return row
 
 
+INVOICE_NUMBER = re.compile(r"\d{4}-\d{5}")
+
+
 def _story(session: Session, ref: str) -> list[Event]:
-    """Every event caused by an inbound message (m12) or concerning an application (EAN-…)."""
+    """Every event caused by an inbound message (m12) or concerning an application
+    (EAN-…) or an invoice (YYYY-NNNNN: the story of its application)."""
     if ref.upper().startswith("EAN-"):
         app_row = session.exec(select(Application).where(Application.number == ref.upper())).first()
         if app_row is None:
             fail(f"application {ref} not found")
-        invoices = [
-            i.id for i in session.exec(select(Invoice).where(Invoice.application_id == app_row.id))
-        ]
-        mails = [
-            o.id
-            for o in session.exec(
-                select(OutboxMessage).where(OutboxMessage.application_id == app_row.id)
-            )
-        ]
-        inbound = list(
-            session.exec(select(InboundMessage).where(InboundMessage.application_id == app_row.id))
-        )
-        correlation = [m.correlation_id for m in inbound]
-        query = select(Event).where(
-            or_(
-                (col(Event.entity) == "application") & (col(Event.entity_id) == app_row.id),
-                (col(Event.entity) == "invoice") & col(Event.entity_id).in_(invoices),
-                (col(Event.entity) == "outbox") & col(Event.entity_id).in_(mails),
-                col(Event.correlation_id).in_(correlation),
-            )
-        )
-    else:
+        query = _application_events(session, app_row)
+    elif INVOICE_NUMBER.fullmatch(ref):
+        invoice = session.exec(select(Invoice).where(Invoice.number == ref)).first()
+        if invoice is None:
+            fail(f"invoice {ref} not found")
+        app_row = session.get(Application, invoice.application_id)
+        if app_row is None:
+            raise InvariantError("an invoice's application is never deleted")
+        query = _application_events(session, app_row)
+    elif re.fullmatch(r"m?\d+", ref):
         row = _inbound(session, ref)
         query = select(Event).where(
             or_(
@@ -76,38 +71,92 @@ def _story(session: Session, ref: str) -> list[Event]:
                 (col(Event.entity) == "inbound") & (col(Event.entity_id) == row.id),
             )
         )
+    else:
+        fail(
+            f"{ref!r} names nothing: give a message (m12), an application (EAN-2026-000012) "
+            "or an invoice (2026-00012)"
+        )
     return list(session.exec(query.order_by(col(Event.at), col(Event.id))))
+
+
+def _application_events(session: Session, app_row: Application) -> SelectOfScalar[Event]:
+    """The application's events, its invoices', their payments', its mails' and those caused
+    by its inbound mail."""
+    invoices = [
+        i.id for i in session.exec(select(Invoice).where(Invoice.application_id == app_row.id))
+    ]
+    payments = [
+        p.id for p in session.exec(select(Payment).where(col(Payment.invoice_id).in_(invoices)))
+    ]
+    mails = [
+        o.id
+        for o in session.exec(
+            select(OutboxMessage).where(OutboxMessage.application_id == app_row.id)
+        )
+    ]
+    inbound = session.exec(
+        select(InboundMessage.correlation_id).where(InboundMessage.application_id == app_row.id)
+    ).all()
+    return select(Event).where(
+        or_(
+            (col(Event.entity) == "application") & (col(Event.entity_id) == app_row.id),
+            (col(Event.entity) == "invoice") & col(Event.entity_id).in_(invoices),
+            (col(Event.entity) == "payment") & col(Event.entity_id).in_(payments),
+            (col(Event.entity) == "outbox") & col(Event.entity_id).in_(mails),
+            col(Event.correlation_id).in_(inbound),
+        )
+    )
 
 
 @app.command("log")
 def log_command(
-    ref: Annotated[str, typer.Argument(help="an inbound message (m12) or an application (EAN-…)")],
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="an inbound message (m12), an application (EAN-…) or an invoice (2026-00012)"
+        ),
+    ],
+    as_json: JsonOpt = False,
 ) -> None:
-    """The whole story of a message or an application, from the event log."""
+    """The whole story of a message, an application or an invoice, from the event log."""
     rt = runtime()
-    table = Table("when (UTC)", "what", "id", "event", "state", "details")
     with transaction(rt.engine) as session:
-        for e in _story(session, ref):
-            state = f"{e.from_state} → {e.to_state}" if e.from_state else e.to_state
-            details = ", ".join(f"{k}={v}" for k, v in e.data.items() if v not in (None, ""))
-            table.add_row(
+        events = _story(session, ref)
+    columns: tuple[str, ...]
+    rows: list[tuple[object, ...]]
+    if as_json:
+        columns = ("at", "entity", "id", "event", "from_state", "to_state", "data")
+        rows = [
+            (e.at, e.entity, e.entity_id, e.event, e.from_state, e.to_state, e.data) for e in events
+        ]
+    else:
+        columns = ("when (UTC)", "what", "id", "event", "state", "details")
+        rows = [
+            (
                 f"{e.at:%Y-%m-%d %H:%M:%S}",
                 e.entity,
-                str(e.entity_id),
+                e.entity_id,
                 e.event,
-                state,
-                details[:100],
+                f"{e.from_state} → {e.to_state}" if e.from_state else e.to_state,
+                ", ".join(f"{k}={v}" for k, v in e.data.items() if v not in (None, ""))[:100],
             )
-    out.print(table)
+            for e in events
+        ]
+    print_rows(columns, rows, as_json=as_json)
 
 
 @quarantine_app.command("list")
-def quarantine_list() -> None:
+def quarantine_list(as_json: JsonOpt = False) -> None:
     """Everything set aside: quarantined messages, failed issuance, failed mail, failing jobs."""
     rt = runtime()
     with transaction(rt.engine) as session:
         items = shunted(session)
-    out.print(shunt_table(items) if items else "quarantine is empty")
+    if as_json:
+        columns = ("set aside", "ref", "since", "attempts", "why", "about")
+        rows = [(i.what, i.ref, i.since, i.attempts, i.reason, i.detail) for i in items]
+        print_rows(columns, rows, as_json=True)
+    else:
+        out.print(shunt_table(items) if items else "quarantine is empty")
 
 
 @quarantine_app.command("show")
@@ -199,6 +248,9 @@ def quarantine_reject(
     ref: str, reason: Annotated[str, typer.Option(help="why it is dropped (kept in the log)")]
 ) -> None:
     """Give up on a quarantined message for good; it stays archived."""
+    if not reason.strip():
+        fail("--reason must say why (it is kept in the log)")
+    reason = reason.strip()
     rt = runtime()
     with transaction(rt.engine) as session:
         m = _inbound(session, ref)

@@ -5,29 +5,32 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from mailbot.cli.base import fail, out, runtime
+from mailbot.cli.base import JsonOpt, fail, out, print_rows, runtime, stamp
 from mailbot.cli.records import outbox_app
 from mailbot.mail import caps
 from mailbot.storage.db import transaction
 
 
 @outbox_app.command("held")
-def outbox_held() -> None:
+def outbox_held(as_json: JsonOpt = False) -> None:
     """Mail held by a cap on mail to others, oldest first, with the reason."""
     rt = runtime()
-    table = Table("id", "kind", "to", "queued", "why held")
     with transaction(rt.engine) as session:
-        for m in caps.held(session):
-            table.add_row(
-                str(m.id),
+        rows = [
+            (
+                m.id,
                 m.kind,
                 ", ".join(m.recipients),
-                f"{m.created_at:%Y-%m-%d %H:%M}",
+                stamp(m.created_at, as_json=as_json),
                 m.held_reason,
             )
-    out.print(table if table.row_count else "no held mail")
+            for m in caps.held(session)
+        ]
+    if rows or as_json:
+        print_rows(("id", "kind", "to", "queued", "why held"), rows, as_json=as_json)
+    else:
+        out.print("no held mail")
 
 
 @outbox_app.command("release")

@@ -8,15 +8,30 @@ import typer
 from rich.table import Table
 from sqlmodel import col, select
 
-from mailbot.cli.base import app, fail, group, out, runtime, settings
+from mailbot.cli.base import (
+    JsonOpt,
+    app,
+    clip,
+    fail,
+    group,
+    one_of,
+    out,
+    print_rows,
+    runtime,
+    settings,
+    stamp,
+)
 from mailbot.storage.db import transaction
 from mailbot.storage.migrate import upgrade
 from mailbot.storage.models import (
     Application,
+    ApplicationState,
     Barcode,
     InboundMessage,
+    InboundStatus,
     Invoice,
     OutboxMessage,
+    OutboxStatus,
     ProductRow,
 )
 
@@ -109,25 +124,32 @@ def status() -> None:
 
 @applications_app.command("list")
 def applications_list(
-    state: Annotated[str | None, typer.Option(help="only this state")] = None,
+    state: Annotated[
+        str | None, typer.Option(help=f"only this state: {', '.join(ApplicationState)}")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many")] = 200,
+    as_json: JsonOpt = False,
 ) -> None:
     """List applications, newest first."""
+    if state is not None:
+        one_of(state, ApplicationState, what="state")
     rt = runtime()
-    table = Table("number", "state", "kind", "sender", "org", "created")
     with transaction(rt.engine) as session:
-        query = select(Application).order_by(col(Application.id).desc()).limit(200)
+        query = select(Application).order_by(col(Application.id).desc()).limit(limit)
         if state:
             query = query.where(Application.state == state)
-        for a in session.exec(query):
-            table.add_row(
+        rows = [
+            (
                 a.number,
                 a.state,
                 a.kind,
                 a.sender,
                 a.form.get("org_name") or "",
-                a.created_at.strftime("%Y-%m-%d %H:%M"),
+                stamp(a.created_at, as_json=as_json),
             )
-    out.print(table)
+            for a in session.exec(query)
+        ]
+    print_rows(("number", "state", "kind", "sender", "org", "created"), rows, as_json=as_json)
 
 
 @applications_app.command("show")
@@ -222,45 +244,74 @@ def invoices_pay(
 
 
 @outbox_app.command("list")
-def outbox_list(limit: int = 50) -> None:
+def outbox_list(
+    limit: Annotated[int, typer.Option(min=1, help="at most this many")] = 50,
+    status: Annotated[
+        str | None, typer.Option(help=f"only this status: {', '.join(OutboxStatus)}")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Outgoing mail, newest first."""
+    if status is not None:
+        one_of(status, OutboxStatus, what="status")
     rt = runtime()
-    table = Table("id", "kind", "to", "status", "attempts", "subject", "error")
     with transaction(rt.engine) as session:
-        for m in session.exec(
-            select(OutboxMessage).order_by(col(OutboxMessage.id).desc()).limit(limit)
-        ):
-            table.add_row(
-                str(m.id),
+        query = select(OutboxMessage).order_by(col(OutboxMessage.id).desc()).limit(limit)
+        if status:
+            query = query.where(OutboxMessage.status == status)
+        rows = [
+            (
+                m.id,
                 m.kind,
                 ", ".join(m.recipients),
                 m.status,
-                str(m.attempts),
-                m.subject[:60],
-                m.last_error[:60],
+                m.attempts,
+                clip(m.subject, 60, as_json=as_json),
+                clip(m.last_error, 60, as_json=as_json),
             )
-    out.print(table)
+            for m in session.exec(query)
+        ]
+    columns = ("id", "kind", "to", "status", "attempts", "subject", "error")
+    print_rows(columns, rows, as_json=as_json)
 
 
 @messages_app.command("list")
-def messages_list(limit: int = 50) -> None:
+def messages_list(
+    limit: Annotated[int, typer.Option(min=1, help="at most this many")] = 50,
+    status: Annotated[
+        str | None, typer.Option(help=f"only this status: {', '.join(InboundStatus)}")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Inbound messages, newest first."""
+    if status is not None:
+        one_of(status, InboundStatus, what="status")
     rt = runtime()
-    table = Table("id", "from", "subject", "kind", "status", "attempts", "error")
     with transaction(rt.engine) as session:
-        for m in session.exec(
-            select(InboundMessage).order_by(col(InboundMessage.id).desc()).limit(limit)
-        ):
-            table.add_row(
+        query = select(InboundMessage).order_by(col(InboundMessage.id).desc()).limit(limit)
+        if status:
+            query = query.where(InboundMessage.status == status)
+        rows = [
+            (
                 m.correlation_id,
                 m.from_addr,
-                m.subject[:50],
+                clip(m.subject, 50, as_json=as_json),
                 m.kind,
                 m.status,
-                str(m.attempts),
-                m.last_error.strip().splitlines()[-1][:60] if m.last_error else "",
+                m.attempts,
+                _last_line(m.last_error, 60, as_json=as_json),
             )
-    out.print(table)
+            for m in session.exec(query)
+        ]
+    columns = ("id", "from", "subject", "kind", "status", "attempts", "error")
+    print_rows(columns, rows, as_json=as_json)
+
+
+def _last_line(error: str, width: int, *, as_json: bool) -> str:
+    """The table shows the last line of a traceback; --json gives it whole."""
+    if as_json or not error:
+        return error
+    return error.strip().splitlines()[-1][:width]
 
 
 @messages_app.command("retry")

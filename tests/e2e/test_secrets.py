@@ -72,7 +72,7 @@ def test_the_password_is_only_in_the_delivered_mail(workdir: Path, db_url: str) 
     login = issued.split("Логин:")[1].split()[0]
     assert "must change" in cli("clients", "show", login)
     assert login in cli("clients", "list")
-    assert "queued" in cli("clients", "reset-password", login)
+    assert "queued" in cli("clients", "reset-password", login, "--yes")
     cli("run", "--once")
     reset = body(outbox_mails(workdir)[-1])
     second = reset.split("Пароль:")[1].split()[0]
