@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from mailbot.runtime import Runtime
-from mailbot.web import account, auth
+from mailbot.web import account, auth, second_factor, security
 from mailbot.web.headers import SecurityHeaders
 
 MESSAGES = {
@@ -27,7 +27,7 @@ MESSAGES = {
 
 def page_routes() -> list[BaseRoute]:
     """Every page module's routes, in the order of the navigation."""
-    return [*account.routes, *auth.routes]
+    return [*account.routes, *auth.routes, *second_factor.routes, *security.routes]
 
 
 def make_templates() -> jinja2.Environment:
