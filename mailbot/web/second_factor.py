@@ -172,9 +172,13 @@ def _login_submit(v: Visit) -> Response:
         else:
             throttle.release(session, reset=(key,))
             record_event(
-                session, entity="client", entity_id=v.client_id, event="web_totp_passed",
-                at=now, data=proof,
-            )  # fmt: skip
+                session,
+                entity="client",
+                entity_id=v.client_id,
+                event="web_totp_passed",
+                at=now,
+                data=proof,
+            )
             token = _full_session(session, v, now)
     if not token:
         errors = {"code": "Код не подошёл. Проверьте время на телефоне или введите резервный код."}
@@ -267,9 +271,13 @@ def _enable(v: Visit) -> Response:
         for code in codes:
             session.add(RecoveryCode(client_id=v.client_id, code_hash=recovery_hash(code)))
         record_event(
-            session, entity="client", entity_id=v.client_id, event="web_totp_enabled",
-            at=now, data={"step": step},
-        )  # fmt: skip
+            session,
+            entity="client",
+            entity_id=v.client_id,
+            event="web_totp_enabled",
+            at=now,
+            data={"step": step},
+        )
         sessions.end_all(session, v.client_id, "factor", now, keep=v.session.id)
     return render(v, v.request, "totp-codes.html.j2", codes=codes)
 

@@ -96,9 +96,12 @@ def test_a_pending_secret_of_another_session_is_refused(
     post_form(web, "/logout", "/")
     log_in(web)
     status, body, _ = post_form(
-        web, "/security/totp", "/security/totp", pending=pending.group(1),
+        web,
+        "/security/totp",
+        "/security/totp",
+        pending=pending.group(1),
         code=code_at(key, clock()),
-    )  # fmt: skip
+    )
     assert status == 400 and "Форма устарела" in body
 
 
