@@ -30,6 +30,7 @@ from mailbot.storage.models import Client
 from mailbot.storage.models_web import WebSession
 from mailbot.storage.queries import record_event
 from mailbot.web import sessions, throttle
+from mailbot.web.notices import notify_change
 from mailbot.web.passwords import MAX_LENGTH, dummy_hash, password_problem
 from mailbot.web.visit import (
     Visit,
@@ -358,6 +359,7 @@ def change_password(session: Session, v: Visit, new: str, now: datetime) -> str:
     record_event(
         session, entity="client", entity_id=v.client_id, event="web_password_changed", at=now
     )
+    notify_change(session, v.rt, client, change="password", ip=client_ip(v.request), now=now)
     sessions.end_all(session, v.client_id, "password", now)
     return sessions.start(
         session,
