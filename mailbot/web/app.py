@@ -14,7 +14,18 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from mailbot.runtime import Runtime
-from mailbot.web import account, auth, balance, details, news, orders, status, support
+from mailbot.web import (
+    account,
+    auth,
+    balance,
+    details,
+    news,
+    orders,
+    second_factor,
+    security,
+    status,
+    support,
+)
 from mailbot.web.headers import SecurityHeaders
 
 MESSAGES = {
@@ -30,12 +41,14 @@ def page_routes() -> list[BaseRoute]:
     return [
         *account.routes,
         *auth.routes,
+        *second_factor.routes,
         *status.routes,
         *orders.routes,
         *details.routes,
         *balance.routes,
         *news.routes,
         *support.routes,
+        *security.routes,
     ]
 
 

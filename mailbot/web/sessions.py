@@ -21,6 +21,8 @@ from mailbot.storage.models_web import WebSession
 from mailbot.storage.queries import record_event
 
 TOUCH_EVERY = timedelta(seconds=60)
+# A session waiting for its second factor (stage "totp") lives this long at most.
+SECOND_FACTOR_WINDOW = timedelta(minutes=10)
 
 
 def token_hash(token: str) -> str:
@@ -63,6 +65,8 @@ def expiry_reason(rt: Runtime, ws: WebSession, client: Client, now: datetime) ->
     if client.password_changed_at is not None and client.password_changed_at > ws.created_at:
         return "password"
     if now - ws.created_at > timedelta(hours=web.absolute_hours):
+        return "expired"
+    if ws.stage == "totp" and now - ws.created_at > SECOND_FACTOR_WINDOW:
         return "expired"
     if now - ws.last_seen_at > timedelta(minutes=web.idle_minutes):
         return "idle"
@@ -109,6 +113,17 @@ def end(session: Session, ws: WebSession, reason: str, now: datetime) -> None:
         at=now,
         data={"session": ws.id, "reason": reason},
     )
+
+
+def end_token(session: Session, token: str, reason: str, now: datetime) -> None:
+    """End the session of this cookie value, if it is a live one."""
+    if not token or len(token) > 100:
+        return
+    ws = session.exec(
+        select(WebSession).where(WebSession.token_hash == token_hash(token)).with_for_update()
+    ).first()
+    if ws is not None and ws.ended_at is None:
+        end(session, ws, reason, now)
 
 
 def end_all(
