@@ -16,12 +16,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from mailbot.handlers import contacts
-from mailbot.issuance.credentials import verify_password
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Client
 from mailbot.storage.models_clients import ContactChangeRequest
-from mailbot.storage.queries import record_event
-from mailbot.web.visit import Visit, action, field, not_found, page, render
+from mailbot.web.auth import MAX_PASSWORD, recheck_password
+from mailbot.web.visit import Visit, action, field, not_found, page, render, secret_field
 
 FIELDS = ("phone", "email", "contact_name", "address")
 MAX_LENGTH = {"phone": 40, "email": 320, "contact_name": 200, "address": 500}
@@ -105,6 +104,9 @@ def requested(
 
 def _submit(v: Visit) -> Response:
     sent = {name: field(v.form, name, limit=1000) for name in FIELDS}
+    # A new e-mail needs the password, checked (and throttled like a log-in) before the
+    # request's transaction: the client as read at the start of this request decides.
+    recheck = _password_error(v) if sent["email"] and sent["email"] != v.client.email else {}
     with transaction(v.rt.engine) as session:
         client = session.get(Client, v.client_id, with_for_update=True)
         if client is None:
@@ -114,7 +116,7 @@ def _submit(v: Visit) -> Response:
         if not changes and not errors:
             errors["form"] = "Измените хотя бы одно поле."
         if "email" in changes and not errors:
-            errors.update(_password_error(v, session, client))
+            errors.update(recheck)
         if errors:
             refused = errors
         else:
@@ -126,26 +128,19 @@ def _submit(v: Visit) -> Response:
     return RedirectResponse("/details?sent=1", status_code=303)
 
 
-def _password_error(v: Visit, session: Session, client: Client) -> dict[str, str]:
+def _password_error(v: Visit) -> dict[str, str]:
     """{} when the current password was given right; else the error for its field.
 
-    A wrong password is an event, as a failed log-in is.
+    The same re-check as every other in-session password (auth.recheck_password): throttled
+    per login and address, a wrong one is an event.
     """
-    sent = v.form.get("password") if v.form is not None else None
-    password = sent[:129] if isinstance(sent, str) else ""  # as typed: log-in does not strip
+    password = secret_field(v.form, "password", limit=MAX_PASSWORD + 1)
     if not password:
         return {"password": "Чтобы сменить e-mail, введите текущий пароль."}
-    if client.password_hash and verify_password(client.password_hash, password):
-        return {}
-    record_event(
-        session,
-        entity="client",
-        entity_id=v.client_id,
-        event="web_password_check_failed",
-        at=v.rt.clock(),
-        data={"for": "email_change"},
-    )
-    return {"password": "Пароль указан неверно."}
+    ok, wait = recheck_password(v, password)
+    if wait:
+        return {"password": f"Слишком много попыток, попробуйте через {wait} с."}
+    return {} if ok else {"password": "Пароль указан неверно."}
 
 
 routes: list[BaseRoute] = [

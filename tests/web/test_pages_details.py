@@ -88,7 +88,7 @@ def test_a_new_email_without_the_right_password_is_refused(rt: Runtime) -> None:
     assert 'value="thief@evil.test"' in r.text  # what was typed stays in the form
     assert _requests(rt) == []
     with Session(rt.engine) as s:
-        assert s.exec(select(Event).where(Event.event == "web_password_check_failed")).first()
+        assert s.exec(select(Event).where(Event.event == "web_recheck_failed")).first()
     # a phone alone needs no password
     r = web.post("/details", data={"csrf": csrf(web), "phone": "+7 495 123-45-67"})
     assert r.status_code == 303
