@@ -61,7 +61,7 @@ from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Client, InboundMessage, InboundStatus
 from mailbot.storage.queries import record_event, worker_id
-from mailbot.web.visit import Visit, action, page, render, runtime
+from mailbot.web.visit import Visit, action, page, render, runtime, visitor
 
 FORM_OVERHEAD = 64 * 1024  # the CSRF field, part headers and boundaries around the file
 LEASE = timedelta(minutes=10)  # as the daemon's (mailbot.pipeline.LEASE)
@@ -140,6 +140,9 @@ _submit_action = action(_submit)
 
 async def submit(request: Request) -> Response:
     """POST /order: the body is counted while read; past the limit it is refused (413)."""
+    who = await run_in_threadpool(visitor, request)
+    if isinstance(who, Response):  # not logged in: answered before a byte of the body is read
+        return who
     cap = runtime(request).settings.limits.max_attachment_bytes + FORM_OVERHEAD
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:

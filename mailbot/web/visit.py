@@ -88,6 +88,12 @@ def _visit(request: Request, stages: tuple[str, ...]) -> Visit | Response:
     return Visit(rt=rt, request=request, client=client, session=ws)
 
 
+def visitor(request: Request) -> Visit | Response:
+    """The logged-in visit, or the redirect a page would answer (for an endpoint that must
+    know who is asking before it reads a body, such as an upload)."""
+    return _visit(request, ("full",))
+
+
 def page(view: View, *, stages: tuple[str, ...] = ("full",)) -> Callable[[Request], Response]:
     """A GET page for a logged-in client (`stages`: which session stages may see it)."""
 

@@ -254,3 +254,31 @@ def test_an_upload_left_by_a_dead_web_process_is_filed_by_the_daemon(
     assert inbound is not None and inbound.status == "processed"
     assert app.kind == "order" and app.products_inbound_id == upload.inbound_id
     assert {"invoice", "confirm_request"} <= kinds
+
+
+@ON_SQLITE
+def test_an_upload_from_a_visitor_not_logged_in_is_answered_before_its_body_is_read(
+    rt: Runtime,
+) -> None:
+    """The log-in check comes first: a stranger's declared 100 MB is never drained."""
+    from mailbot.web.app import create_app
+
+    add_client(rt)
+    web = TestClient(create_app(rt), base_url="http://localhost")
+    read: list[int] = []
+
+    def body() -> object:
+        for _ in range(3):
+            read.append(1)
+            yield b"x" * 65536
+
+    r = web.post(
+        "/order",
+        content=body(),
+        headers={"content-type": "multipart/form-data; boundary=b", "content-length": "104857600"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert r.headers["location"] == "/login"
+    with Session(rt.engine) as s:
+        assert s.exec(select(InboundMessage)).all() == []
