@@ -8,8 +8,10 @@ from __future__ import annotations
 from mailbot.cli import (
     check,  # noqa: F401 - registers its commands
     clients,  # noqa: F401 - registers its commands
+    clients_balance,  # noqa: F401 - registers its commands
     clients_mail,  # noqa: F401 - registers its commands
     forms,  # noqa: F401 - registers its commands
+    invoices,  # noqa: F401 - registers its commands
     ops,  # noqa: F401 - registers its commands
     outbox,  # noqa: F401 - registers its commands
     payments,  # noqa: F401 - registers its commands
