@@ -502,6 +502,8 @@ def _one(  # noqa: PLR0913 - the pass's lookups; left to billing's owner
         paid_on=doc.received_on or doc.date,
         source=ctx.source,
         payer_inn=payer[:12],
+        payer_name=doc.payer_name[:500],
+        doc_number=doc.number[:20],
         purpose=doc.purpose,
         status="held",
         reason=decision.reason,

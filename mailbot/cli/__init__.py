@@ -17,6 +17,7 @@ from mailbot.cli import (
     payments,  # noqa: F401 - registers its commands
     pool,  # noqa: F401 - registers its commands
     records,  # noqa: F401 - registers its commands
+    report,  # noqa: F401 - registers its commands
 )
 from mailbot.cli.base import main
 

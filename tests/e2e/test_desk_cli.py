@@ -414,3 +414,66 @@ def test_statement_with_good_over_unreadable_and_duplicate_exits_3_and_loses_not
     ]
     statuses = sorted(r["status"] for r in desk.rows("payments", "list"))
     assert statuses == ["applied", "applied", "held"]
+
+
+def test_period_report_in_xlsx_and_csv_adds_up_to_the_payments_in_the_database(
+    rt: Runtime, desk: Desk
+) -> None:
+    import openpyxl
+
+    client(rt)
+    paid, held_for = invoiced(rt, inn="500100732259"), invoiced(rt)
+    desk.ok("invoices", "pay", paid.number, "--date", "26.11.2026")
+    account = rt.settings.service.account
+    file = desk.workdir / "kl_to_1c.txt"
+    docs = [
+        incoming("41", amount="100.00", purpose=purpose(held_for.number), our_account=account),
+        incoming("42", amount="700.00", purpose="Аванс", our_account=account),
+    ]
+    file.write_bytes(statement_bytes(docs, our_account=account))
+    desk("payments", "import", str(file))
+    with Session(rt.engine) as s:
+        in_db = sum((p.amount for p in s.exec(select(Payment))), Decimal(0))
+        assert len(s.exec(select(Payment)).all()) == 3
+
+    target = desk.workdir / "nov.xlsx"
+    said = desk.ok("report", "--from", "01.11.2026", "--to", "30.11.2026", "--out", str(target))
+    assert f"3 payments ({in_db} RUB)" in said
+    book = openpyxl.load_workbook(target)
+    assert book.sheetnames == ["Счета", "Платежи"]
+    pay_rows = list(book["Платежи"].iter_rows(values_only=True))
+    header, body, total = pay_rows[0], pay_rows[1:-1], pay_rows[-1]
+    assert header[:5] == ("Дата", "Номер п/п", "ИНН плательщика", "Плательщик", "Сумма")
+    assert sum(Decimal(str(r[4])) for r in body) == in_db
+    assert total[0] == "Итого" and Decimal(str(total[4])) == in_db
+    assert sorted(str(r[1] or "") for r in body) == ["", "41", "42"]
+    assert {r[5] for r in body} == {"зачтён по счёту", "ждёт бухгалтера", "на баланс клиента"}
+    inv_rows = list(book["Счета"].iter_rows(values_only=True))[1:-1]
+    by_number = {r[0]: r for r in inv_rows}
+    assert by_number[paid.number][6] == "оплачен"
+    assert Decimal(str(by_number[paid.number][7])) == paid.total
+    assert by_number[held_for.number][6] == "выставлен"
+
+    desk.ok(
+        "report",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-30",
+        "--format",
+        "csv",
+        "--out",
+        str(desk.workdir / "nov.csv"),
+    )
+    csv_payments = (desk.workdir / "nov-payments.csv").read_text(encoding="utf-8-sig")
+    last = csv_payments.strip().splitlines()[-1].split(";")
+    assert last[0] == "Итого" and Decimal(last[4].replace(",", ".")) == in_db
+    assert (
+        (desk.workdir / "nov-invoices.csv")
+        .read_text(encoding="utf-8-sig")
+        .startswith("Номер счёта;Дата")
+    )
+    assert "is before --from" in desk.refused(
+        "report", "--from", "30.11.2026", "--to", "01.11.2026"
+    )
+    assert "in the future" in desk.refused("report", "--from", "01.11.2026", "--to", "01.01.2031")
