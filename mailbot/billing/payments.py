@@ -9,7 +9,7 @@ without an invoice number goes to its balance; anything else is held for the acc
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -356,10 +356,34 @@ def credited_event(
     )
 
 
-def import_file(rt: Runtime, data: bytes, *, source: str = "statement") -> ImportSummary:
-    """Import a statement file in one transaction (idempotent by document fingerprint)."""
+Progress = Callable[[int, int], None]  # (documents done, documents in the statement)
+
+
+def _no_progress(done: int, total: int) -> None:
+    del done, total
+
+
+def import_file(
+    rt: Runtime,
+    data: bytes,
+    *,
+    source: str = "statement",
+    dry_run: bool = False,
+    progress: Progress = _no_progress,
+) -> ImportSummary:
+    """Import a statement file in one transaction (idempotent by document fingerprint).
+
+    `dry_run`: the same import, in a transaction that is rolled back — the summary says what
+    would happen, and nothing is changed.
+    """
+    if dry_run:
+        with Session(rt.engine, expire_on_commit=False) as session:
+            try:
+                return import_statement(session, rt, data, source=source, progress=progress)
+            finally:
+                session.rollback()
     with transaction(rt.engine) as session:
-        summary = import_statement(session, rt, data, source=source)
+        summary = import_statement(session, rt, data, source=source, progress=progress)
     crash_point("after_payment")
     return summary
 
@@ -372,9 +396,11 @@ def import_statement(  # noqa: PLR0913 - billing's inputs, keyword-only; left to
     source: str,
     correlation_id: str = "",
     hold_reason: str = "",
+    progress: Progress = _no_progress,
 ) -> ImportSummary:
     """Read a 1C statement and apply, credit, hold or skip each document, in the caller's
     transaction; with `hold_reason` every incoming document is held (never applied).
+    `progress` is told after each document (the CLI draws a bar from it).
 
     Lookups are batched (known fingerprints, invoices, clients: one query each) and the new
     rows are flushed once, so a 10,000-document statement costs a few queries, not 50,000.
@@ -389,7 +415,10 @@ def import_statement(  # noqa: PLR0913 - billing's inputs, keyword-only; left to
     known = _known_keys(session, [*(_key(d, ctx) for d in docs), *unread])
     invoices, apps = _invoices(session, {n for d in docs for n in find_invoice_numbers(d.purpose)})
     clients = _clients(session, {d.payer_inn.strip() for d in docs} - {""})
-    rows = [_one(session, ctx, doc, known, invoices, clients) for doc in statement.documents]
+    rows = []
+    for done, doc in enumerate(statement.documents, start=1):
+        rows.append(_one(session, ctx, doc, known, invoices, clients))
+        progress(done, len(statement.documents))
     held = [_hold_unreadable(session, ctx, key, u, known) for key, u in unread.items()]
     session.flush()
     del apps  # held until here so that `settle` finds them in the identity map

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import Progress as RichProgress
 from sqlmodel import Session, col, select
 
 from mailbot.billing.entry import EntryError, parse_day
-from mailbot.billing.payments import apply_held, held_payments, import_file, reject_held
-from mailbot.cli.base import JsonOpt, YesOpt, confirm, fail, group, out, print_rows, runtime
+from mailbot.billing.payments import (
+    Progress,
+    apply_held,
+    held_payments,
+    import_file,
+    reject_held,
+)
+from mailbot.cli.base import JsonOpt, YesOpt, confirm, err, fail, group, out, print_rows, runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Invoice, Payment
 
@@ -22,17 +32,22 @@ payments_app = group("payments", "Bank statements and payments waiting for the a
 @payments_app.command("import")
 def payments_import(
     file: Annotated[Path, typer.Argument(help="1CClientBankExchange file (kl_to_1c.txt)")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="say what would happen, change nothing")
+    ] = False,
 ) -> None:
     """Import a bank statement: exact matches pay their invoices, the rest are held.
 
     Exit code 0: everything applied, credited or already imported; 3: something was held or
-    unreadable (see `mailbot payments pending`); 1: the file is not a statement.
+    unreadable (see `mailbot payments pending`); 1: the file is not a statement. --dry-run
+    runs the same import and rolls it back (same output and exit code, nothing changed).
     """
     try:
         data = file.read_bytes()
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror}")
-    summary = import_file(runtime(), data)
+    with _progress_bar() as progress:
+        summary = import_file(runtime(), data, dry_run=dry_run, progress=progress)
     for warning in summary.warnings:
         out.print(f"warning: {warning}", highlight=False)
     if summary.error is not None:
@@ -44,13 +59,34 @@ def payments_import(
         )
         out.print(
             f"line {o.line}: No {o.number or '-'} {o.amount} RUB from INN {o.payer_inn or '-'}: "
-            f"{o.verdict}{target}{why}",
+            f"{'would be ' if dry_run else ''}{o.verdict}{target}{why}",
             highlight=False,
         )
     out.print(summary.line, highlight=False)
+    if dry_run:
+        out.print("dry run: nothing was changed", highlight=False)
     if summary.needs_accountant:
         out.print("some payments need the accountant: mailbot payments pending", highlight=False)
         raise typer.Exit(NEEDS_ACCOUNTANT)
+
+
+PROGRESS_FROM = 200  # documents: a shorter statement imports in the blink of an eye
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Progress]:
+    """A rich progress bar on stderr for a long statement, only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    with RichProgress(console=err, transient=True) as bar:
+        task = bar.add_task("matching payments", total=None, visible=False)
+
+        def advance(done: int, total: int) -> None:
+            if total >= PROGRESS_FROM:
+                bar.update(task, completed=done, total=total, visible=True)
+
+        yield advance
 
 
 @payments_app.command("pending")

@@ -5,7 +5,11 @@ invoices pay --from-balance; every refusal is one line, exit 1, nothing changed.
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import subprocess
+import sys
 from decimal import Decimal
 from email import policy
 from email.parser import BytesParser
@@ -477,3 +481,72 @@ def test_period_report_in_xlsx_and_csv_adds_up_to_the_payments_in_the_database(
         "report", "--from", "30.11.2026", "--to", "01.11.2026"
     )
     assert "in the future" in desk.refused("report", "--from", "01.11.2026", "--to", "01.01.2031")
+
+
+def test_import_dry_run_says_what_would_happen_and_changes_nothing(rt: Runtime, desk: Desk) -> None:
+    client(rt)
+    paid, other = invoiced(rt, inn="500100732259"), invoiced(rt)
+    account = rt.settings.service.account
+    file = desk.workdir / "kl_to_1c.txt"
+    docs = [
+        incoming(
+            "1",
+            amount=str(paid.total),
+            purpose=purpose(paid.number),
+            payer_inn="500100732259",
+            our_account=account,
+        ),
+        incoming("2", amount="100.00", purpose=purpose(other.number), our_account=account),
+        incoming("3", amount="700.00", purpose="Аванс", our_account=account),
+    ]
+    file.write_bytes(statement_bytes(docs, our_account=account))
+    before = snapshot(rt)
+    code, out, _ = desk("payments", "import", "--dry-run", str(file))
+    assert code == 3
+    assert f"would be applied invoice {paid.number}" in out
+    assert "would be held" in out and "would be credited" in out
+    assert "applied 1, held 1, unreadable 0, credited 1" in out
+    assert "dry run: nothing was changed" in out
+    assert snapshot(rt) == before
+
+    code, out, _ = desk("payments", "import", str(file))
+    assert code == 3 and "applied 1, held 1, unreadable 0, credited 1" in out
+    assert row(rt, paid.number)[0].status == "paid"
+    assert snapshot(rt) != before
+
+
+def test_a_long_import_draws_a_progress_bar_only_on_a_terminal(rt: Runtime, desk: Desk) -> None:
+    account = rt.settings.service.account
+    file = desk.workdir / "kl_to_1c.txt"
+    docs = [
+        incoming(
+            str(n), amount="10.00", purpose="Аванс", payer_inn="7707083893", our_account=account
+        )
+        for n in range(1, 251)
+    ]
+    file.write_bytes(statement_bytes(docs, our_account=account))
+    code, _, err = desk("payments", "import", "--dry-run", str(file))
+    assert code == 3 and "matching payments" not in err  # piped: no bar
+
+    main, follower = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "mailbot", "payments", "import", "--dry-run", str(file)],
+        cwd=desk.workdir,
+        env={**os.environ, **desk.env, "COLUMNS": "120"},
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+    ) as proc:
+        os.close(follower)
+        drawn = b""
+        while True:  # read as it draws, so a full terminal buffer never blocks it
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        proc.wait(timeout=120)
+    os.close(main)
+    assert proc.returncode == 3
+    assert b"matching payments" in drawn
