@@ -246,9 +246,11 @@ def test_reversing_a_payment_unpays_its_invoice_and_keeps_the_row(rt: Runtime, d
     assert row(rt, invoice.number)[0].status == "paid"
     assert [r["status"] for r in desk.rows("payments", "list")] == ["reversed", "applied"]
     with Session(rt.engine) as s:
-        events = [e.event for e in s.exec(select(Event).order_by(col(Event.id)))]
-    assert events.count("invoice_paid") == 2
-    assert events.count("payment_reversed") == events.count("invoice_unpaid") == 1
+        events = [(e.entity, e.event) for e in s.exec(select(Event).order_by(col(Event.id)))]
+    assert events.count(("invoice", "invoice_paid")) == 2
+    assert events.count(("invoice", "invoice_unpaid")) == 1
+    assert events.count(("payment", "payment_reversed")) == 1
+    assert events.count(("application", "payment_reversed")) == 1  # paid → invoiced
 
 
 def test_reversal_after_codes_were_issued_says_they_stay(rt: Runtime, desk: Desk) -> None:
