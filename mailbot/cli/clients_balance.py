@@ -38,5 +38,5 @@ def clients_balance(
         name = f"{c.login or c.inn} {c.org_name}"
     if not as_json:
         out.print(f"[bold]{name}[/]: balance {balance} RUB", highlight=False)
-    rows2 = [(m.at, m.event, m.amount, m.balance, m.ref) for m in moves]
+    rows2 = [(m.at.replace(microsecond=0), m.event, m.amount, m.balance, m.ref) for m in moves]
     print_rows(("at", "event", "amount", "balance", "ref"), rows2, as_json=as_json)
