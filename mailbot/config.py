@@ -117,6 +117,19 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """[web]: the personal account's listener and cookie policy (`mailbot web`)."""
+
+    listen: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str = "http://localhost:8080"  # how clients reach it (links, cookie policy)
+    secure_cookies: bool = False  # true unless base_url is http://localhost (set in _web)
+    trusted_proxies: tuple[str, ...] = ()  # X-Forwarded-For is believed only from these
+    idle_minutes: int = 30  # ASVS 7.3.1
+    absolute_hours: int = 12  # ASVS 7.3.2
+
+
+@dataclass(frozen=True)
 class Settings:
     base_dir: Path
     service: Service
@@ -140,6 +153,7 @@ class Settings:
     authserv_id: str = ""
     admin_email: str = ""
     metrics_port: int = 0  # local Prometheus endpoint; 0 = off
+    web: WebSettings = field(default_factory=WebSettings)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -196,6 +210,15 @@ INVOICE_KEYS = (
     Key("due_days", int, 5),
     Key("remind_after_days", int, 3),
     Key("expire_after_days", int, 10),
+)
+WEB_KEYS = (
+    Key("listen", default="127.0.0.1"),
+    Key("port", int, 8080),
+    Key("base_url", default="http://localhost:8080", pattern=r"https?://[^\s/]+(/\S*)?"),
+    Key("secure_cookies", bool, None),
+    Key("trusted_proxies", list, []),
+    Key("idle_minutes", int, 30),
+    Key("absolute_hours", int, 12),
 )
 # [limits]: every field of Limits, its type and default taken from the dataclass itself.
 LIMIT_KEYS = tuple(Key(f.name, type(f.default), f.default) for f in fields(Limits))
@@ -338,6 +361,7 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
     accountants, authserv_id = _statement_trust(r, pay)
     admin_email = r.get(r.section("admin", required=False), "admin", Key("email"))
     metrics_port = _metrics_port(r)
+    web = _web(r)
     if r.problems:
         raise ConfigError(r.problems)
     return Settings(
@@ -363,6 +387,7 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str,
         authserv_id=authserv_id,
         admin_email=admin_email,
         metrics_port=metrics_port,
+        web=web,
     )
 
 
@@ -374,6 +399,24 @@ def _invoice_days(r: _Reader) -> dict[str, int]:
             "invoices.remind_after_days: must be positive and below expire_after_days"
         )
     return inv
+
+
+def _web(r: _Reader) -> WebSettings:
+    """[web]: cookies are Secure unless the account is only served to http://localhost."""
+    w = r.table(r.section("web", required=False), "web", WEB_KEYS)
+    local = re.match(r"http://(localhost|127\.0\.0\.1)(:\d+)?(/|$)", w["base_url"]) is not None
+    if w["secure_cookies"] is None:
+        w["secure_cookies"] = not local
+    if not w["secure_cookies"] and not local:
+        r.problems.append("web.secure_cookies: may be false only for a http://localhost base_url")
+    if not 0 < w["port"] <= 65535:
+        r.problems.append(f"web.port: must be 1..65535, got {w['port']}")
+    for name, low in (("idle_minutes", 1), ("absolute_hours", 1)):
+        if w[name] < low:
+            r.problems.append(f"web.{name}: must be at least {low}")
+    w["base_url"] = w["base_url"].rstrip("/")
+    w["trusted_proxies"] = tuple(str(a) for a in w["trusted_proxies"])
+    return WebSettings(**w)
 
 
 def _metrics_port(r: _Reader) -> int:

@@ -18,6 +18,7 @@ from mailbot.cli import (
     pool,  # noqa: F401 - registers its commands
     records,  # noqa: F401 - registers its commands
     report,  # noqa: F401 - registers its commands
+    web,  # noqa: F401 - registers its commands
 )
 from mailbot.cli.base import main
 

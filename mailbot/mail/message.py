@@ -128,6 +128,11 @@ def _raw_values(msg: Message, name: str) -> tuple[str, ...]:
     )
 
 
+# A subject is kept to 900 characters: our replies add «Re: » and a tag such as
+# «[Обращение №N]», and every subject column is varchar(998) (RFC 5322's line limit).
+MAX_SUBJECT = 900
+
+
 def _header_fields(msg: Message) -> tuple[tuple[str, str], ...]:
     return tuple(
         (k.lower(), re.sub(r"\r?\n(?=[ \t])", "", str(v)))
@@ -284,7 +289,7 @@ def parse_message(raw: bytes, *, headers_only: bool = False) -> ParsedMessage:
         from_addr=_clean(addr),
         from_name=_clean(name),
         reply_to=reply_addr.lower(),
-        subject=_header(msg, "Subject"),
+        subject=_header(msg, "Subject")[:MAX_SUBJECT],
         in_reply_to=(_ids(_header(msg, "In-Reply-To")) or ("",))[0],
         references=_ids(_header(msg, "References")),
         headers={k: _header(msg, k) for k in _KEPT if k in msg},

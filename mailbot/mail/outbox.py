@@ -116,7 +116,7 @@ def enqueue(
         inbound_id=outgoing.inbound_id,
         correlation_id=outgoing.correlation_id,
         recipients=list(mail.to),
-        subject=mail.subject,
+        subject=mail.subject[:998],  # the column's limit; the header keeps it whole
         body=body,
         secret=sealed,
         status=status,

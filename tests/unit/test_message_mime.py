@@ -280,3 +280,11 @@ def test_a_reply_is_auto_replied_and_a_mail_that_answers_nothing_is_auto_generat
 
     assert header("<a@client.example.test>") == "auto-replied"
     assert header("") == "auto-generated"
+
+
+def test_a_subject_longer_than_a_column_is_cut_where_replies_still_fit() -> None:
+    """Every subject column is varchar(998); a reply adds «Re: » and a tag (PostgreSQL refused
+    a 2,000-character subject's ticket before the cut)."""
+    msg = parse_message(mime(part("Content-Type: text/plain", b"x"), subject="Ж" * 2000))
+    assert len(msg.subject) == 900
+    assert len(reply_subject(msg.subject, "[Обращение №2026-00001]")) <= 998

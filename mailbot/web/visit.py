@@ -1,0 +1,146 @@
+"""What every page shares: the logged-in client, the CSRF check, rendering, the client address.
+
+A page is a plain function `(visit) -> Response`; `page()` and `action()` wrap it:
+- `page()` (GET): a valid session or a redirect to the log-in page;
+- `action()` (POST): the same, plus the form, refused with 403 when its CSRF token is wrong.
+Every object a page takes by id is looked up with the client's id in the query (`owned`),
+so another client's object is 404, never 403 (it does not reveal that it exists).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from mailbot.runtime import Runtime
+from mailbot.storage.models import Client
+from mailbot.storage.models_web import WebSession
+from mailbot.web import sessions
+
+# Upload forms: at most this many files and fields (python-multipart's own caps).
+MAX_FILES = 1
+MAX_FIELDS = 50
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One request of a logged-in client: who, which session, and the posted form."""
+
+    rt: Runtime
+    request: Request
+    client: Client  # a detached copy, read at the start of the request
+    session: WebSession
+    form: FormData | None = None
+
+    @property
+    def client_id(self) -> int:
+        if self.client.id is None:
+            raise HTTPException(500)
+        return self.client.id
+
+
+View = Callable[[Visit], Response]
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.rt
+    return rt
+
+
+def client_ip(request: Request) -> str:
+    """The client's address; X-Forwarded-For is believed only from a trusted proxy."""
+    peer = request.client.host if request.client else ""
+    trusted = runtime(request).settings.web.trusted_proxies
+    forwarded = request.headers.get("x-forwarded-for", "")
+    if peer in trusted and forwarded:
+        return forwarded.split(",")[-1].strip()[:45]
+    return peer[:45]
+
+
+def cookie_name(request: Request) -> str:
+    """`__Host-` needs Secure: plain http://localhost gets a plain name."""
+    return "__Host-mb_session" if runtime(request).settings.web.secure_cookies else "mb_session"
+
+
+def _visit(request: Request, *, allow_stage: tuple[str, ...] = ("full",)) -> Visit | Response:
+    rt = runtime(request)
+    found = sessions.lookup(rt, request.cookies.get(cookie_name(request), ""))
+    if found is None:
+        return RedirectResponse("/login", status_code=303)
+    ws, client = found
+    if ws.stage not in allow_stage:
+        return RedirectResponse("/login/totp" if ws.stage == "totp" else "/login", 303)
+    if client.must_change and ws.stage == "full" and request.url.path != "/password":
+        return RedirectResponse("/password", status_code=303)
+    return Visit(rt=rt, request=request, client=client, session=ws)
+
+
+def page(view: View) -> Callable[[Request], Response]:
+    """A GET page for a logged-in client."""
+
+    def endpoint(request: Request) -> Response:
+        v = _visit(request)
+        return v if isinstance(v, Response) else view(v)
+
+    endpoint.__name__ = view.__name__
+    endpoint.__doc__ = view.__doc__
+    return endpoint
+
+
+def action(view: View) -> Callable[[Request], Any]:
+    """A POST for a logged-in client: the form is read (with caps) and its CSRF token checked."""
+
+    async def endpoint(request: Request) -> Response:
+        v = _visit(request)
+        if isinstance(v, Response):
+            return v
+        form = await request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
+        check_csrf(v.session, form)
+        visit = Visit(rt=v.rt, request=request, client=v.client, session=v.session, form=form)
+        from starlette.concurrency import run_in_threadpool
+
+        response: Response = await run_in_threadpool(view, visit)
+        return response
+
+    endpoint.__name__ = view.__name__
+    endpoint.__doc__ = view.__doc__
+    return endpoint
+
+
+def check_csrf(ws: WebSession, form: FormData) -> None:
+    """403 unless the form carries this session's anti-forgery token (ASVS 3.5.1)."""
+    sent = form.get("csrf")
+    if not isinstance(sent, str) or not secrets.compare_digest(sent, ws.csrf):
+        raise HTTPException(403, "csrf")
+
+
+def field(form: FormData | None, name: str, *, limit: int = 2000) -> str:
+    """A text field of the form, stripped and capped (a missing field is "")."""
+    value = form.get(name) if form is not None else None
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def render(
+    visit: Visit | None, request: Request, name: str, status: int = 200, **ctx: Any
+) -> Response:
+    """A page from templates/web: every page gets the client, the CSRF token and the nav."""
+    env = request.app.state.templates
+    html = env.get_template(name).render(
+        client=visit.client if visit else None,
+        csrf=visit.session.csrf if visit else "",
+        path=request.url.path,
+        **ctx,
+    )
+    return Response(html, status_code=status, media_type="text/html; charset=utf-8")
+
+
+def not_found() -> HTTPException:
+    """What a route answers for an object that is not this client's (or does not exist)."""
+    return HTTPException(404)
