@@ -158,6 +158,12 @@ def test_payments_list_filters_by_period_inn_status_and_invoice(rt: Runtime, des
     assert "not found" in desk.refused("payments", "list", "--invoice", "2026-99999")
     table = desk.ok("payments", "list")
     assert paid.number in table and "held" in table
+    [held_row] = desk.rows("payments", "list", "--status", "held")
+    before = snapshot(rt)
+    line = desk.refused("payments", "reverse", str(held_row["id"]), "--reason", "x", "--yes")
+    assert "is held, not applied: reject it instead" in line
+    assert "not found" in desk.refused("invoices", "resend", "2026-99999")
+    assert snapshot(rt) == before
 
 
 def test_cancelled_invoice_keeps_its_number_and_is_never_paid(rt: Runtime, desk: Desk) -> None:
