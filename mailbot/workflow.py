@@ -2,6 +2,7 @@
 
 received ─► needs_fix ─(corrected files)─► received …
     └────► accepted ─► invoiced ─► paid ─► issued
+                          │  ◄─────┘ (payment reversed)
                           └─► expired ─► cancelled (admin)
 """
 
@@ -29,6 +30,8 @@ TRANSITIONS: dict[tuple[S, str], S] = {
     (S.invoiced, "expired"): S.expired,
     (S.expired, "payment_matched"): S.paid,  # a late payment is still money received
     (S.paid, "codes_issued"): S.issued,
+    (S.paid, "payment_reversed"): S.invoiced,  # the accountant reversed a mistaken payment
+    (S.issued, "payment_matched"): S.issued,  # its invoice paid again after a reversal
     **{
         (s, "cancelled"): S.cancelled
         for s in (S.received, S.needs_fix, S.accepted, S.invoiced, S.expired)

@@ -184,8 +184,11 @@ class Payment(SQLModel, table=True):
     paid_on: date
     source: str = Field(max_length=20)  # cli | statement | mail
     payer_inn: str = Field(default="", max_length=12)
+    payer_name: str = Field(default="", max_length=500)  # as the statement names the payer
+    doc_number: str = Field(default="", max_length=20)  # the payment order's number (Номер)
     purpose: str = Field(default="")
-    status: str = Field(default="applied", index=True, max_length=12)  # applied|held|rejected
+    # applied | credited | held | rejected | reversed (billing.corrections: the row is kept)
+    status: str = Field(default="applied", index=True, max_length=12)
     reason: str = Field(default="")
     created_at: datetime
 

@@ -17,7 +17,12 @@ from sqlmodel import Session, col, select
 from mailbot.storage.models import Event
 
 # event name → sign of the movement; every event that changes Client.balance is listed here
-MOVEMENT_EVENTS: dict[str, int] = {"balance_credited": 1, "balance_used": -1}
+MOVEMENT_EVENTS: dict[str, int] = {
+    "balance_credited": 1,  # a payment without an invoice, an overpayment's surplus
+    "balance_used": -1,  # an invoice (partly) paid from the balance
+    "balance_returned": 1,  # a cancelled invoice gives back what the balance had covered
+    "balance_reversed": -1,  # a reversed payment takes back what it had credited
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,13 +9,13 @@ without an invoice number goes to its balance; anything else is held for the acc
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from mailbot.billing.matching import ImportSummary, InvoiceFacts, Outcome, Verdict, decide
 from mailbot.crashpoints import crash_point
@@ -33,7 +33,7 @@ from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Application, Client, Invoice, InvoiceStatus, Payment
 from mailbot.storage.queries import record_event
-from mailbot.workflow import transition
+from mailbot.workflow import IllegalTransition, must, next_state, transition
 
 UNVERIFIED = "statement not authenticated"
 
@@ -111,7 +111,7 @@ def _pay(  # noqa: PLR0913 - billing's inputs, keyword-only; left to its owner
             "pass --force REASON to accept a different amount",
         )
     payment = Payment(
-        fingerprint=f"invoice:{number}",
+        fingerprint=_cli_fingerprint(session, number),
         amount=amount,
         paid_on=paid_on or now.date(),
         source=source,
@@ -126,6 +126,18 @@ def _pay(  # noqa: PLR0913 - billing's inputs, keyword-only; left to its owner
             ok=True, message=f"{result.message}\n{warning} ({invoice.issued_on:%d.%m.%Y})"
         )
     return result
+
+
+def _cli_fingerprint(session: Session, number: str) -> str:
+    """`invoice:N` for the first payment entered by hand; `invoice:N:2`… after a reversal
+    (the reversed row keeps its key: nothing is deleted)."""
+    key = f"invoice:{number}"
+    taken = session.exec(
+        select(func.count(col(Payment.id))).where(
+            (col(Payment.fingerprint) == key) | col(Payment.fingerprint).startswith(f"{key}:")
+        )
+    ).one()
+    return key if not taken else f"{key}:{taken + 1}"
 
 
 def _locked_invoice(session: Session, number: str) -> Invoice | None:
@@ -143,39 +155,18 @@ def settle(
     if app is None:
         raise InvariantError("an invoice always has its application")
     amount = str(payment.amount)
-    error = transition(
-        session,
-        app,
-        "payment_matched",
-        now=now,
+    paid = PaidBy(
+        amount=payment.amount,
+        source=payment.source,
         correlation_id=correlation_id,
-        data={"invoice": number, "amount": amount},
+        extra={"reason": payment.reason, "fingerprint": payment.fingerprint},
     )
+    error = mark_paid(session, invoice, app, paid, now=now)
     if error is not None:
         return PayResult(ok=False, message=str(error))
     payment.invoice_id, payment.client_id = invoice.id, app.client_id or payment.client_id
     payment.status = "applied"
     session.add(payment)
-    invoice.status, invoice.paid_at = InvoiceStatus.paid, now
-    session.add(invoice)
-    if invoice.id is None:
-        raise InvariantError("invoice.id is missing")
-    record_event(
-        session,
-        entity="invoice",
-        entity_id=invoice.id,
-        event="invoice_paid",
-        at=now,
-        from_state=InvoiceStatus.issued,
-        to_state=InvoiceStatus.paid,
-        correlation_id=correlation_id,
-        data={
-            "amount": amount,
-            "source": payment.source,
-            "reason": payment.reason,
-            "fingerprint": payment.fingerprint,
-        },
-    )
     message = f"invoice {number} paid: {amount} RUB; {app.number} → paid"
     surplus = surplus_of(invoice, payment)
     if surplus > 0 and app.client_id is None:
@@ -186,6 +177,111 @@ def settle(
         credit_surplus(session, client, invoice, payment, now=now)
         message += f"; surplus {surplus} RUB credited to the balance ({client.balance} RUB)"
     return PayResult(ok=True, message=message)
+
+
+@dataclass(frozen=True)
+class PaidBy:
+    """What paid an invoice, for its `invoice_paid` event."""
+
+    amount: Decimal
+    source: str  # cli | statement | mail | balance
+    correlation_id: str = ""
+    extra: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def mark_paid(
+    session: Session, invoice: Invoice, app: Application, paid: PaidBy, *, now: datetime
+) -> IllegalTransition | None:
+    """The one place an issued invoice becomes paid: the application moves on (payment_matched),
+    the invoice is marked paid and `invoice_paid` is logged; an error value changes nothing."""
+    if invoice.id is None:
+        raise InvariantError("invoice.id is missing")
+    amount = str(paid.amount)
+    data = {"invoice": invoice.number, "amount": amount}
+    error = transition(
+        session,
+        app,
+        "payment_matched",
+        now=now,
+        correlation_id=paid.correlation_id,
+        data=data if paid.source != "balance" else {**data, "source": "balance"},
+    )
+    if error is not None:
+        return error
+    invoice.status, invoice.paid_at = InvoiceStatus.paid, now
+    session.add(invoice)
+    record_event(
+        session,
+        entity="invoice",
+        entity_id=invoice.id,
+        event="invoice_paid",
+        at=now,
+        from_state=InvoiceStatus.issued,
+        to_state=InvoiceStatus.paid,
+        correlation_id=paid.correlation_id,
+        data={"amount": amount, "source": paid.source, **paid.extra},
+    )
+    return None
+
+
+@dataclass(frozen=True)
+class Spent:
+    """What `spend_balance` did: taken from the balance, still due, the invoice paid."""
+
+    used: Decimal
+    due: Decimal
+    paid: bool
+    balance: Decimal
+
+
+def spend_balance(  # noqa: PLR0913 - the rows and the event's context, keyword-only
+    session: Session,
+    invoice: Invoice,
+    app: Application,
+    client: Client,
+    *,
+    now: datetime,
+    correlation_id: str = "",
+) -> Spent | str:
+    """Pay the (locked, issued) `invoice` from the (locked) client's balance as far as it goes.
+
+    The debit is a `balance_used` movement; when the balance covers what was due the invoice
+    becomes paid (`mark_paid`). An empty balance or an invoice that cannot be paid is a line
+    saying so, and nothing changes.
+    """
+    if invoice.status != InvoiceStatus.issued:
+        return f"invoice {invoice.number} is {invoice.status}"
+    if client.id is None:
+        raise InvariantError("client.id is missing")
+    due = invoice.total - invoice.from_balance
+    used = min(client.balance, due).quantize(Decimal("0.01"))
+    if used <= 0:
+        return f"the balance of {client.login or client.inn} is empty"
+    if used == due and next_state(app.state, "payment_matched") is None:
+        return f"{app.number} is {app.state}: its invoice cannot be paid"
+    client.balance -= used
+    invoice.from_balance += used
+    session.add(client)
+    session.add(invoice)
+    record_event(
+        session,
+        entity="client",
+        entity_id=client.id,
+        event="balance_used",
+        at=now,
+        correlation_id=correlation_id,
+        data={
+            "amount": str(used),
+            "balance": str(client.balance),
+            "application": app.number,
+            "invoice": invoice.number,
+        },
+    )
+    if used < due:
+        return Spent(used, due - used, paid=False, balance=client.balance)
+    paid = PaidBy(amount=used, source="balance", correlation_id=correlation_id)
+    must(mark_paid(session, invoice, app, paid, now=now))
+    return Spent(used, Decimal("0.00"), paid=True, balance=client.balance)
 
 
 def surplus_of(invoice: Invoice, payment: Payment) -> Decimal:
@@ -260,10 +356,34 @@ def credited_event(
     )
 
 
-def import_file(rt: Runtime, data: bytes, *, source: str = "statement") -> ImportSummary:
-    """Import a statement file in one transaction (idempotent by document fingerprint)."""
+Progress = Callable[[int, int], None]  # (documents done, documents in the statement)
+
+
+def _no_progress(done: int, total: int) -> None:
+    del done, total
+
+
+def import_file(
+    rt: Runtime,
+    data: bytes,
+    *,
+    source: str = "statement",
+    dry_run: bool = False,
+    progress: Progress = _no_progress,
+) -> ImportSummary:
+    """Import a statement file in one transaction (idempotent by document fingerprint).
+
+    `dry_run`: the same import, in a transaction that is rolled back — the summary says what
+    would happen, and nothing is changed.
+    """
+    if dry_run:
+        with Session(rt.engine, expire_on_commit=False) as session:
+            try:
+                return import_statement(session, rt, data, source=source, progress=progress)
+            finally:
+                session.rollback()
     with transaction(rt.engine) as session:
-        summary = import_statement(session, rt, data, source=source)
+        summary = import_statement(session, rt, data, source=source, progress=progress)
     crash_point("after_payment")
     return summary
 
@@ -276,9 +396,11 @@ def import_statement(  # noqa: PLR0913 - billing's inputs, keyword-only; left to
     source: str,
     correlation_id: str = "",
     hold_reason: str = "",
+    progress: Progress = _no_progress,
 ) -> ImportSummary:
     """Read a 1C statement and apply, credit, hold or skip each document, in the caller's
     transaction; with `hold_reason` every incoming document is held (never applied).
+    `progress` is told after each document (the CLI draws a bar from it).
 
     Lookups are batched (known fingerprints, invoices, clients: one query each) and the new
     rows are flushed once, so a 10,000-document statement costs a few queries, not 50,000.
@@ -293,7 +415,10 @@ def import_statement(  # noqa: PLR0913 - billing's inputs, keyword-only; left to
     known = _known_keys(session, [*(_key(d, ctx) for d in docs), *unread])
     invoices, apps = _invoices(session, {n for d in docs for n in find_invoice_numbers(d.purpose)})
     clients = _clients(session, {d.payer_inn.strip() for d in docs} - {""})
-    rows = [_one(session, ctx, doc, known, invoices, clients) for doc in statement.documents]
+    rows = []
+    for done, doc in enumerate(statement.documents, start=1):
+        rows.append(_one(session, ctx, doc, known, invoices, clients))
+        progress(done, len(statement.documents))
     held = [_hold_unreadable(session, ctx, key, u, known) for key, u in unread.items()]
     session.flush()
     del apps  # held until here so that `settle` finds them in the identity map
@@ -406,6 +531,8 @@ def _one(  # noqa: PLR0913 - the pass's lookups; left to billing's owner
         paid_on=doc.received_on or doc.date,
         source=ctx.source,
         payer_inn=payer[:12],
+        payer_name=doc.payer_name[:500],
+        doc_number=doc.number[:20],
         purpose=doc.purpose,
         status="held",
         reason=decision.reason,

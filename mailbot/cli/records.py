@@ -36,7 +36,6 @@ from mailbot.storage.models import (
 )
 
 applications_app = group("applications", "Applications and their states.")
-invoices_app = group("invoices", "Invoices: list, mark paid.")
 outbox_app = group("outbox", "Outgoing mail.")
 db_app = group("db", "Database schema.")
 messages_app = group("messages", "Inbound messages.")
@@ -179,68 +178,6 @@ def applications_show(number: str) -> None:
             out.print(f"  invoice {inv.number}: {inv.total} RUB, {inv.status}")
         for m in session.exec(select(OutboxMessage).where(OutboxMessage.application_id == a.id)):
             out.print(f"  mail {m.kind} → {', '.join(m.recipients)}: {m.status}")
-
-
-@invoices_app.command("list")
-def invoices_list(
-    unpaid: Annotated[bool, typer.Option(help="only unpaid")] = False,
-    plain: Annotated[bool, typer.Option(help="numbers only, one per line")] = False,
-) -> None:
-    """List invoices (YYYY-NNNNN), newest first."""
-    rt = runtime()
-    table = Table("number", "application", "total", "status", "issued", "due")
-    with transaction(rt.engine) as session:
-        query = (
-            select(Invoice, Application.number)
-            .join(Application, col(Application.id) == col(Invoice.application_id))
-            .order_by(col(Invoice.id).desc())
-        )
-        if unpaid:
-            query = query.where(Invoice.status == "issued")
-        for inv, app_number in session.exec(query):
-            if plain:
-                print(inv.number)  # noqa: T201 - machine-readable output for scripts
-                continue
-            table.add_row(
-                inv.number,
-                app_number,
-                f"{inv.total}",
-                inv.status,
-                inv.issued_on.isoformat(),
-                inv.due_on.isoformat(),
-            )
-    if not plain:
-        out.print(table)
-
-
-@invoices_app.command("pay")
-def invoices_pay(
-    number: str,
-    amount: Annotated[
-        str | None, typer.Option(help="amount received, RUB: 2 500,00 or 2500.00")
-    ] = None,
-    paid_on: Annotated[
-        str | None, typer.Option("--date", help="day received: DD.MM.YYYY or YYYY-MM-DD")
-    ] = None,
-    force: Annotated[
-        str | None, typer.Option(help="reason to accept a different amount (kept in the log)")
-    ] = None,
-) -> None:
-    """Mark an invoice paid (idempotent); its codes go out on the next pass."""
-    from mailbot.billing.entry import EntryError, parse_amount, parse_day, parse_reason
-    from mailbot.billing.payments import pay_invoice
-
-    rt = runtime()
-    try:
-        money = None if amount is None else parse_amount(amount)
-        day = None if paid_on is None else parse_day(paid_on, today=rt.clock().date())
-        reason = "" if force is None else parse_reason(force)
-    except EntryError as exc:
-        fail(str(exc))
-    result = pay_invoice(rt, number, amount=money, paid_on=day, force_reason=reason)
-    if not result.ok:
-        fail(result.message)
-    out.print(result.message)
 
 
 @outbox_app.command("list")

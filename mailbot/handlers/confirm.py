@@ -7,11 +7,11 @@ is read back from the archive and the action runs as if it had been proven at on
 from __future__ import annotations
 
 import dataclasses
-from decimal import Decimal
 
 from sqlmodel import Session, col, select
 
 from mailbot.billing.money import format_rub
+from mailbot.billing.payments import spend_balance
 from mailbot.handlers import applications, consent, contacts, support
 from mailbot.handlers.context import Context
 from mailbot.handlers.replies import Answer, reply
@@ -31,7 +31,6 @@ from mailbot.storage.models import ApplicationState as S
 from mailbot.storage.models_clients import ContactChangeRequest
 from mailbot.storage.models_consent import Confirmation
 from mailbot.storage.queries import record_event
-from mailbot.workflow import must, transition
 
 
 def confirm(c: Context, row: Confirmation) -> str:
@@ -118,53 +117,19 @@ def _spend_balance(session: Session, c: Context, app: Application) -> tuple[str,
     ).first()
     if client is None or invoice.id is None:
         raise InvariantError("an order always has its client")
-    now, cid = c.rt.clock(), c.inbound.correlation_id
-    used = min(client.balance, invoice.total - invoice.from_balance).quantize(Decimal("0.01"))
-    if used <= 0:
+    spent = spend_balance(
+        session, invoice, app, client, now=c.rt.clock(), correlation_id=c.inbound.correlation_id
+    )
+    if isinstance(spent, str):
         return "balance is empty", f"Баланс пуст; счёт № {invoice.number} ждёт оплаты."
-    client.balance -= used
-    invoice.from_balance += used
-    session.add(client)
-    session.add(invoice)
-    record_event(
-        session,
-        entity="client",
-        entity_id=client.id or 0,
-        event="balance_used",
-        at=now,
-        correlation_id=cid,
-        data={"amount": str(used), "balance": str(client.balance), "application": app.number},
-    )
-    due = invoice.total - invoice.from_balance
-    if due > 0:
+    if not spent.paid:
         return (
-            f"{used} from balance, {due} due",
-            f"С баланса списано {format_rub(used)} руб.; "
-            f"по счёту № {invoice.number} к оплате осталось {format_rub(due)} руб.",
+            f"{spent.used} from balance, {spent.due} due",
+            f"С баланса списано {format_rub(spent.used)} руб.; "
+            f"по счёту № {invoice.number} к оплате осталось {format_rub(spent.due)} руб.",
         )
-    invoice.status, invoice.paid_at = InvoiceStatus.paid, now
-    record_event(
-        session,
-        entity="invoice",
-        entity_id=invoice.id,
-        event="invoice_paid",
-        at=now,
-        from_state=InvoiceStatus.issued,
-        to_state=InvoiceStatus.paid,
-        correlation_id=cid,
-        data={"amount": str(used), "source": "balance"},
-    )
-    error = transition(
-        session,
-        app,
-        "payment_matched",
-        now=now,
-        correlation_id=cid,
-        data={"invoice": invoice.number, "amount": str(used), "source": "balance"},
-    )
-    must(error)
     return (
         "paid from balance",
-        f"С баланса списано {format_rub(used)} руб.; счёт № {invoice.number} оплачен, "
+        f"С баланса списано {format_rub(spent.used)} руб.; счёт № {invoice.number} оплачен, "
         "штрихкоды готовятся.",
     )
