@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
@@ -267,7 +268,7 @@ def test_an_upload_from_a_visitor_not_logged_in_is_answered_before_its_body_is_r
     web = TestClient(create_app(rt), base_url="http://localhost")
     read: list[int] = []
 
-    def body() -> object:
+    def body() -> Iterator[bytes]:
         for _ in range(3):
             read.append(1)
             yield b"x" * 65536
