@@ -5,10 +5,10 @@ openpyxl …) before it reads a message; the crash matrix starts dozens of proce
 database and the e2e tests hundreds. They come from multiprocessing's forkserver, which
 imports mailbot once: each is still a process of its own, entered by the same
 `mailbot.cli.main` as `python -m mailbot`, with its own environment, folder and output
-files, SIGKILLed for real at its crash point, and leaving through the interpreter's exit
-handlers. The forkserver is single-threaded, so forking it is safe (unlike forking pytest's
-process). It starts with stdout and stderr on /dev/null, so that no module it preloads sees
-a terminal (a child's stdout is a file, like a captured subprocess's).
+files, and SIGKILLed for real at its crash point. The forkserver is single-threaded, so
+forking it is safe (unlike forking pytest's process). It starts with stdout and stderr on
+/dev/null, so that no module it preloads sees a terminal (a child's stdout is a file, like
+a captured subprocess's).
 """
 
 from __future__ import annotations
@@ -34,31 +34,32 @@ def _redirect(path: str, fd: int) -> None:
 
 
 def _enter(cwd: str, env: dict[str, str], args: list[str]) -> None:
-    """The child: the site's folder, environment and argv, then the CLI and the exit handlers."""
+    """The child: the site's folder, environment and argv, then the CLI."""
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
     sys.argv = ["mailbot", *args]
     from mailbot.cli import main  # preloaded: no import cost here
 
-    try:
-        main()
-    finally:
-        atexit._run_exitfuncs()  # what a real interpreter runs on its way out
+    main()
 
 
 def _main(cwd: str, env: dict[str, str], args: list[str], output: str) -> None:
-    """The child with stdout and stderr into one file."""
+    """The child with stdout and stderr into one file; it leaves by os._exit (a crash matrix
+    process waits for no parse worker on its way out)."""
     _redirect(output, 1)
     os.dup2(1, 2)
     _enter(cwd, env, args)
 
 
 def _main_captured(cwd: str, env: dict[str, str], args: list[str], out: str, err: str) -> None:
-    """The child with stdout and stderr into two files."""
+    """The child with stdout and stderr into two files, leaving through the exit handlers."""
     _redirect(out, 1)
     _redirect(err, 2)
-    _enter(cwd, env, args)
+    try:
+        _enter(cwd, env, args)
+    finally:
+        atexit._run_exitfuncs()  # what a real interpreter runs on its way out
 
 
 @contextlib.contextmanager
