@@ -174,6 +174,10 @@ class _Signals:
     def wait(self, wait: Callable[[], object]) -> None:
         self.waiting = True
         try:
+            # A signal that landed after the loop's last check but before `waiting` was set
+            # did not interrupt anything: do not start a wait that nothing will end early.
+            if self.event.is_set():
+                raise _Interrupted
             wait()
         finally:
             self.waiting = False
