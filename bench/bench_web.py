@@ -1,0 +1,348 @@
+"""The web account under load: status and balance pages beside the bare /hello of the same app.
+
+A fresh site (SQLite file, or a fresh PostgreSQL database with --pg) gets N clients, each
+with an issued application (codes, invoice, events: the status page's real work); a real
+`mailbot web` process serves it on loopback. Then, with httpx on asyncio:
+- log-ins: `--clients` clients log in at once (argon2-bound); beside it the floor, argon2
+  verifications per second in this process;
+- for `--seconds` each, `--clients` logged-in clients hammer /hello (no session, no database:
+  the floor), /applications (the status page) and /balance, one request in flight per client;
+- p50/p99 latency and requests/s per route, the ratio status p99 / hello p99, the web
+  process RSS (/proc) after each phase.
+The load generator runs on the same cores as the server: its own CPU time is printed too.
+Asserts nothing.
+
+    python bench/bench_web.py [--seconds 30] [--clients 50] [--accounts 200]
+                              [--pg [postgresql://postgres@127.0.0.1:5432/postgres]]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+import psycopg
+import structlog
+from sqlmodel import select
+from stdnum.ru import inn as ru_inn
+
+from mailbot.billing.invoices import create_invoice
+from mailbot.config import load_settings
+from mailbot.issuance.credentials import HASHER, hash_password
+from mailbot.issuance.issue import issue_paid
+from mailbot.issuance.pool import sync_prefixes
+from mailbot.runtime import Runtime, build_runtime
+from mailbot.storage.db import transaction
+from mailbot.storage.migrate import upgrade
+from mailbot.storage.models import (
+    Application,
+    ApplicationState,
+    Client,
+    InvoiceStatus,
+    ProductRow,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PASSWORD = "bench-пароль-для-нагрузки"  # noqa: S105 - the benchmark's clients
+COOKIE = "mb_session"
+MB = 1024 * 1024
+ROUTES = ("/hello", "/applications", "/balance")
+
+
+# ---- the site -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def database(pg: str | None, folder: Path) -> Iterator[str]:
+    """A fresh SQLite file, or a fresh PostgreSQL database dropped at the end."""
+    if pg is None:
+        yield f"sqlite:///{folder / 'var/mailbot.db'}"
+        return
+    name = f"mailbot_bench_web_{uuid.uuid4().hex[:8]}"
+    base = pg.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    with psycopg.connect(pg, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(pg, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def company_inn(i: int) -> str:
+    body = f"77{i:07d}"
+    return body + str(ru_inn.calc_company_check_digit(body))
+
+
+def populate(rt: Runtime, accounts: int) -> list[str]:
+    """`accounts` clients with one issued 5-code application each; their logins."""
+    now = rt.clock()
+    inns = [company_inn(i + 1) for i in range(accounts)]
+    with transaction(rt.engine) as session:
+        sync_prefixes(session, rt.settings.prefixes, now=now)
+        for n, inn in enumerate(inns, start=1):
+            app = Application(
+                number=f"EAN-{now.year}-{n:06d}",
+                state=ApplicationState.paid,
+                sender=f"buyer{n}@client.example.test",
+                subject="Заявка на штрихкоды",
+                form={
+                    "inn": inn,
+                    "kpp": "773601001",
+                    "org_name": f"ООО «Покупатель {n}»",
+                    "email": f"buyer{n}@client.example.test",
+                    "legal_address": "г. Москва, ул. Лесная, д. 5",
+                },
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(app)
+            session.flush()
+            assert app.id is not None
+            session.add_all(
+                ProductRow(
+                    application_id=app.id,
+                    row=r + 3,
+                    name=f"Сок яблочный {r + 1}",
+                    product_type_code="01",
+                    product_type_name="Продукты питания",
+                    brand="Сад",
+                    net_quantity="1",
+                    unit="л",
+                )
+                for r in range(5)
+            )
+            invoice = create_invoice(
+                session, app, count=5, new_client=True, settings=rt.settings, now=now
+            )
+            invoice.status, invoice.paid_at = InvoiceStatus.paid, now
+    issued = issue_paid(rt)
+    assert issued == accounts, f"issued {issued} of {accounts}"
+    shared = hash_password(PASSWORD)
+    with transaction(rt.engine) as session:
+        for client in session.exec(select(Client)):
+            client.password_hash, client.must_change = shared, False
+            session.add(client)
+    return inns
+
+
+def write_config(folder: Path, port: int) -> None:
+    text = (REPO / "config.toml").read_text()
+    text = text.replace("port = 8080", f"port = {port}")
+    text = text.replace('"http://localhost:8080"', f'"http://localhost:{port}"')
+    (folder / "config.toml").write_text(text)
+
+
+def serve(folder: Path, url: str, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailbot", "--log-level", "warning", "web", "--port", str(port)],
+        cwd=folder,
+        env={**os.environ, "MAILBOT_DATABASE_URL": url},
+        stdout=(folder / "web.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"mailbot web exited {proc.returncode}: see {folder / 'web.log'}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/hello", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        time.sleep(0.05)  # poll interval
+    raise SystemExit("mailbot web did not answer /hello within 60 s")
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/statm", "rb") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / MB
+
+
+# ---- the load ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    route: str
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def pct(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+
+async def log_in(base: str, logins: list[str]) -> tuple[list[str], float, list[str]]:
+    """Every login at once; their session cookies, the wall time, the failures."""
+
+    async def one(login: str) -> str:
+        async with httpx.AsyncClient(base_url=base, follow_redirects=False) as c:
+            r = await c.post("/login", data={"login": login, "password": PASSWORD}, timeout=120)
+            if r.status_code != 303 or COOKIE not in c.cookies:
+                return f"!{login}: {r.status_code}"
+            return str(c.cookies[COOKIE])
+
+    started = time.perf_counter()
+    got = await asyncio.gather(*(one(x) for x in logins))
+    wall = time.perf_counter() - started
+    return [g for g in got if not g.startswith("!")], wall, [g for g in got if g.startswith("!")]
+
+
+async def hammer(base: str, cookies: list[str], phase: Phase) -> None:
+    """One request in flight per client, back to back, for the phase's seconds."""
+    deadline = time.perf_counter() + phase.seconds
+
+    async def client(cookie: str) -> None:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(
+            base_url=base, cookies={COOKIE: cookie}, limits=limits, follow_redirects=False
+        ) as c:
+            while (t0 := time.perf_counter()) < deadline:
+                try:
+                    r = await c.get(phase.route, timeout=30)
+                    key = "" if r.status_code == 200 else str(r.status_code)
+                except httpx.HTTPError as exc:
+                    key = type(exc).__name__
+                if key:
+                    phase.errors[key] = phase.errors.get(key, 0) + 1
+                else:
+                    phase.latencies.append(time.perf_counter() - t0)
+
+    await asyncio.gather(*(client(c) for c in cookies))
+
+
+def argon2_floor(repeat: int = 20) -> float:
+    """Verifications per second of the shipped argon2id parameters, in this process."""
+    stored = HASHER.hash(PASSWORD)
+    started = time.perf_counter()
+    for _ in range(repeat):
+        HASHER.verify(stored, PASSWORD)
+    return repeat / (time.perf_counter() - started)
+
+
+def cpu_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# ---- the run ----------------------------------------------------------------------------------
+
+
+def report_phase(phase: Phase, hello: Phase | None, cpu: float) -> None:
+    errors = ", ".join(f"{k} ×{v}" for k, v in sorted(phase.errors.items())) or "none"
+    ratio = f"   p99 ×{phase.pct(0.99) / hello.pct(0.99):.2f} /hello" if hello else ""
+    print(
+        f"  {phase.route:<14} p50 {phase.pct(0.50):7.1f} ms   p99 {phase.pct(0.99):7.1f} ms   "
+        f"{phase.rate:7.1f} req/s   ({len(phase.latencies)} ok, errors: {errors}; "
+        f"generator CPU {cpu:.1f} s){ratio}"
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    kind = "PostgreSQL" if args.pg else "SQLite"
+    folder = Path(tempfile.mkdtemp(prefix="bench-web-"))
+    print(f"web account on {kind}: {args.accounts} clients, {args.clients} concurrent, "
+          f"{args.seconds:g} s per route (load {os.getloadavg()[0]:.2f} at start)")  # fmt: skip
+    proc = None
+    try:
+        with database(args.pg, folder) as url:
+            port = free_port()
+            write_config(folder, port)
+            settings = load_settings(folder / "config.toml", env={"MAILBOT_DATABASE_URL": url})
+            rt = build_runtime(settings)
+            upgrade(rt.engine)
+            started = time.perf_counter()
+            logins = populate(rt, args.accounts)
+            rt.engine.dispose()
+            print(f"  setup: {args.accounts} issued applications in "
+                  f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+            proc = serve(folder, url, port)
+            base = f"http://127.0.0.1:{port}"
+            print(f"  web process RSS after start: {rss_mb(proc.pid):.1f} MB")
+            measure(base, proc, logins[: args.clients], args)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def measure(
+    base: str, proc: subprocess.Popen[bytes], logins: list[str], args: argparse.Namespace
+) -> None:
+    cookies, wall, failed = asyncio.run(log_in(base, logins))
+    floor = argon2_floor()
+    rate = len(cookies) / wall
+    print(f"  log-in:  {len(cookies)} clients at once in {wall:.2f} s = {rate:.1f} log-ins/s"
+          f"   floor argon2id verify here {floor:.1f}/s (×{rate / floor:.2f})"
+          + (f"   failed: {', '.join(failed[:3])}" if failed else ""))  # fmt: skip
+    if not cookies:
+        print("  no client could log in: no page figures")
+        return
+    phases: dict[str, Phase] = {}
+    peak = rss_mb(proc.pid)
+    for route in ROUTES:
+        phase = phases[route] = Phase(route, args.seconds)
+        cpu = cpu_self()
+        asyncio.run(hammer(base, cookies, phase))
+        report_phase(phase, phases.get("/hello") if route != "/hello" else None, cpu_self() - cpu)
+        peak = max(peak, rss_mb(proc.pid))
+    summary(phases["/applications"], phases["/hello"], peak)
+
+
+def summary(status: Phase, hello: Phase, peak: float) -> None:
+    ratio = status.pct(0.99) / hello.pct(0.99)
+    print(f"  status p99 / hello p99: ×{ratio:.2f} (target ≤ 3)")
+    print(f"  status page: p99 {status.pct(0.99):.1f} ms at {status.rate:.1f} req/s "
+          f"(target on PostgreSQL: p99 ≤ 50 ms at ≥ 200 req/s)")  # fmt: skip
+    print(f"  web process RSS peak: {peak:.1f} MB (target ≤ 150 MB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="per route")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent logged-in clients")
+    parser.add_argument("--accounts", type=int, default=200, help="clients in the database")
+    parser.add_argument("--pg", nargs="?", const=PG_ADMIN, default=None, help="admin DSN")
+    args = parser.parse_args()
+    args.clients = min(args.clients, args.accounts)
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(30)  # warnings and above
+    )
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
