@@ -170,10 +170,10 @@ def serve(folder: Path, url: str, port: int) -> subprocess.Popen[bytes]:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"mailbot web exited {proc.returncode}: see {folder / 'web.log'}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/hello", timeout=1) as r:
-                if r.status == 200:
-                    return proc
+        hello = f"http://127.0.0.1:{port}/hello"
+        with contextlib.suppress(OSError), urllib.request.urlopen(hello, timeout=1) as r:
+            if r.status == 200:
+                return proc
         time.sleep(0.05)  # poll interval
     raise SystemExit("mailbot web did not answer /hello within 60 s")
 

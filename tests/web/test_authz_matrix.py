@@ -33,6 +33,7 @@ from mailbot.storage.models_clients import TicketMessage
 from mailbot.storage.models_web import WebSession
 from mailbot.web import sessions
 from mailbot.web.app import create_app
+from tests.conftest import FakeClock
 from tests.integration.test_pool import paid_application
 
 PASSWORD_A = "a-long-secret-of-client-a"
@@ -292,9 +293,11 @@ def test_the_cookie_replayed_after_a_password_change_is_refused(rt: Runtime, sce
     assert _refused(_replay(scene.app, scene.b.cookies[COOKIE])) is False  # B is untouched
 
 
-def test_the_cookie_replayed_after_an_admin_reset_is_refused(rt: Runtime, scene: Scene) -> None:
+def test_the_cookie_replayed_after_an_admin_reset_is_refused(
+    rt: Runtime, scene: Scene, clock: FakeClock
+) -> None:
     cookie = scene.a.cookies[COOKIE]
-    rt.clock.advance(seconds=1)  # type: ignore[attr-defined] - the FakeClock of tests
+    clock.advance(seconds=1)
     assert reset_password(rt, INN_A) is not None
     assert _refused(_replay(scene.app, cookie))
     assert not _refused(scene.b)
