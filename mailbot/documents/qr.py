@@ -10,11 +10,12 @@ The ~4.3 ms left are the symbol itself: bit stream, Reed-Solomon blocks, placing
 from __future__ import annotations
 
 import io
+from decimal import Decimal
 
 import segno
 
 from mailbot.billing.money import to_kopecks
-from mailbot.documents.model import InvoiceDoc
+from mailbot.documents.model import InvoiceDoc, Party
 
 HEADER = "ST00012"
 QR_MASK = 0
@@ -31,7 +32,13 @@ def _clean(key: str, value: str) -> str:
 
 def payment_qr_payload(doc: InvoiceDoc) -> str:
     """Return `ST00012|Name=…|…|KPP=…`; ValueError if the supplier's bank data is missing."""
-    supplier = doc.supplier
+    # what is left to pay after the prepaid balance
+    return transfer_payload(doc.supplier, amount=doc.due, purpose=doc.purpose)
+
+
+def transfer_payload(supplier: Party, *, amount: Decimal, purpose: str) -> str:
+    """Return the ГОСТ payload of a transfer of `amount` to `supplier` (an invoice's, or a
+    balance top-up's); ValueError if the supplier's bank data is missing."""
     required = {
         "Name": supplier.name,
         "PersonalAcc": supplier.account,
@@ -44,8 +51,8 @@ def payment_qr_payload(doc: InvoiceDoc) -> str:
         raise ValueError(f"supplier requisites missing for the payment QR: {', '.join(missing)}")
     fields = {
         **required,
-        "Sum": str(to_kopecks(doc.due)),  # what is left to pay after the prepaid balance
-        "Purpose": doc.purpose,
+        "Sum": str(to_kopecks(amount)),
+        "Purpose": purpose,
         "PayeeINN": supplier.inn,
     }
     if supplier.kpp:

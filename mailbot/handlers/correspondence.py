@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from sqlmodel import Session, col, select
@@ -90,6 +91,23 @@ def _apps_for(session: Session, client: Client | None, sender: str) -> list[Appl
     return [apps[k] for k in sorted(k for k in apps if k is not None)]
 
 
+def status_item(session: Session, app: Application) -> dict[str, Any]:
+    """One application as the status reply (and the web account's list) shows it."""
+    invoice = session.exec(
+        select(Invoice).where(Invoice.application_id == app.id).order_by(col(Invoice.id).desc())
+    ).first()
+    codes = len(session.exec(select(Barcode.id).where(Barcode.application_id == app.id)).all())
+    due = invoice.total - invoice.from_balance if invoice and invoice.status == "issued" else None
+    return {
+        "number": app.number,
+        "created_at": app.created_at,
+        "invoice": invoice,
+        "state_text": STATE_TEXT.get(app.state, app.state),
+        "codes": codes,
+        "due": due,
+    }
+
+
 def status_reply(c: Context) -> str:
     """List the sender's applications; answered only to a registered or applying address.
 
@@ -100,25 +118,7 @@ def status_reply(c: Context) -> str:
     apps = _apps_for(session, client, sender) if sender else []
     if not apps:
         return instructions(c, blank_form_attachments(rt.product_types))
-    items = []
-    for app in apps:
-        invoice = session.exec(
-            select(Invoice).where(Invoice.application_id == app.id).order_by(col(Invoice.id).desc())
-        ).first()
-        codes = len(session.exec(select(Barcode.id).where(Barcode.application_id == app.id)).all())
-        due = (
-            invoice.total - invoice.from_balance if invoice and invoice.status == "issued" else None
-        )
-        items.append(
-            {
-                "number": app.number,
-                "created_at": app.created_at,
-                "invoice": invoice,
-                "state_text": STATE_TEXT.get(app.state, app.state),
-                "codes": codes,
-                "due": due,
-            }
-        )
+    items = [status_item(session, app) for app in apps]
     reply(
         c,
         Answer(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -37,6 +38,7 @@ from mailbot.mail.render import FileAttachment, render_body
 from mailbot.parsers.problems import Document, Location, Problem
 from mailbot.parsers.products_xlsx import ProductRow as ParsedRow
 from mailbot.parsers.products_xlsx import parse_products
+from mailbot.runtime import Runtime
 from mailbot.storage.models import Application, Barcode, Client, ProductRow
 from mailbot.storage.queries import next_number
 from mailbot.workflow import must, transition
@@ -95,8 +97,18 @@ def already_coded(session: Session, client_id: int, rows: list[ParsedRow]) -> di
     }
 
 
+def flagged_rows(rows: list[ParsedRow], coded: dict[int, str]) -> list[tuple[int, str, str]]:
+    """(row, name, EAN) of each row whose product already has a code."""
+    return [(r.row, r.name or "", coded[r.row]) for r in rows if r.row in coded]
+
+
 def new_order(c: Context) -> str:
     """Open an order (kind "order") for the client and evaluate its product list."""
+    return evaluate_order(c, open_order(c))
+
+
+def open_order(c: Context) -> Application:
+    """A new order (kind "order") of the message's client, linked to the message."""
     session, inbound, msg, client = c.session, c.inbound, c.msg, c.require_client()
     now = c.rt.clock()
     seq = next_number(session, "application", now.year)
@@ -115,23 +127,29 @@ def new_order(c: Context) -> str:
     session.add(app)
     session.flush()
     inbound.application_id = app.id
-    return evaluate_order(c, app)
+    return app
 
 
 def _read_products(c: Context, app: Application) -> tuple[list[ParsedRow], list[Problem]]:
-    rt = c.rt
     problems = wrong_format(c.msg)
-    att = attached_file(rt, c.session, app.products_inbound_id, "products")
+    att = attached_file(c.rt, c.session, app.products_inbound_id, "products")
     if att is None:
         return [], [*problems, missing_file(Document.products, PRODUCTS_LABEL)]
-    lim, limits, types = rt.settings.limits, rt.parse_limits, rt.product_types
-    data, name = att.data, att.filename
+    rows, found = read_products(c.rt, att.data, att.filename)
+    return rows, problems + found
+
+
+def read_products(rt: Runtime, data: bytes, name: str) -> tuple[list[ParsedRow], list[Problem]]:
+    """The product list's rows and problems, parsed in the guarded worker (time, memory)."""
+    lim = rt.settings.limits
     result = guarded(
-        functools.partial(parse_products, data, name, limits=limits, product_types=types),
+        functools.partial(
+            parse_products, data, name, limits=rt.parse_limits, product_types=rt.product_types
+        ),
         Location(file=name, document=Document.products),
         Budget(seconds=lim.parse_seconds, memory_mb=lim.parse_memory_mb),
     )
-    return list(result.value or []), problems + result.problems
+    return list(result.value or []), list(result.problems)
 
 
 def evaluate_order(c: Context, app: Application) -> str:
@@ -155,14 +173,9 @@ def evaluate_order(c: Context, app: Application) -> str:
         return "needs_fix"
     coded = already_coded(session, client.id or 0, rows)
     fresh = [r for r in rows if r.row not in coded]
-    ctx["flagged"] = [(r.row, r.name, coded[r.row]) for r in rows if r.row in coded]
-    app.problems = []
-    store_rows(session, app.id, fresh)
-    must(
-        transition(
-            session, app, "form_valid", now=now, correlation_id=cid, data={"rows": len(fresh)}
-        )
-    )
+    order = Order(app, client, flagged_rows(rows, coded))
+    ctx["flagged"] = order.flagged
+    accept_rows(c, order, fresh)
     if not fresh:
         must(
             transition(
@@ -174,6 +187,54 @@ def evaluate_order(c: Context, app: Application) -> str:
         return "cancelled: every product already has a code"
     # The balance is spent only for a proven sender; otherwise it waits for a confirmation.
     proven = consent.proven(rt, c.msg, consent.client_addresses(session, client.id))
+    event = invoice_order(c, order, fresh, use_balance=proven)
+    if not proven and client.balance > 0:
+        asked = consent.ask(c, action="order_balance", entity_id=app.id, ref=app.number)
+        return f"invoiced; {asked}"
+    return "paid from balance" if event == "paid_from_balance" else "invoiced"
+
+
+@dataclass(frozen=True)
+class Order:
+    """An order being priced: the application, its client and the rows already coded."""
+
+    app: Application
+    client: Client
+    flagged: list[tuple[int, str, str]]  # (row, name, the EAN it already has)
+
+
+def accept_rows(c: Context, order: Order, fresh: list[ParsedRow]) -> None:
+    """The list is valid: keep the rows that need codes (form_valid).
+
+    The rows already coded are named in the event (the account's timeline shows them).
+    """
+    app = order.app
+    if app.id is None:
+        raise InvariantError("app.id is missing")
+    app.problems = []
+    store_rows(c.session, app.id, fresh)
+    data: dict[str, Any] = {"rows": len(fresh)}
+    if order.flagged:
+        data["already_coded"] = [{"row": r, "name": n, "ean": e} for r, n, e in order.flagged]
+    must(
+        transition(
+            c.session,
+            app,
+            "form_valid",
+            now=c.rt.clock(),
+            correlation_id=c.inbound.correlation_id,
+            data=data,
+        )
+    )
+
+
+def invoice_order(c: Context, order: Order, fresh: list[ParsedRow], *, use_balance: bool) -> str:
+    """Invoice the fresh rows (the balance first when `use_balance`) and mail the invoice.
+
+    Returns the application's opening event (paid_from_balance or invoice_issued).
+    """
+    session, rt, app, client = c.session, c.rt, order.app, order.client
+    now, cid = rt.clock(), c.inbound.correlation_id
     invoice = create_invoice(
         session,
         app,
@@ -182,7 +243,7 @@ def evaluate_order(c: Context, app: Application) -> str:
         settings=rt.settings,
         now=now,
         correlation_id=cid,
-        use_balance=proven,
+        use_balance=use_balance,
     )
     event = opening_event(invoice)
     must(
@@ -192,15 +253,48 @@ def evaluate_order(c: Context, app: Application) -> str:
     )
     doc = invoice_doc(invoice, app, rt.settings)
     pdf = FileAttachment(f"Счёт {invoice.number}.pdf", "application/pdf", render_invoice_pdf(doc))
-    body = render_body(rt.env, "order", {**ctx, "invoice": invoice, "doc": doc, "rows": fresh})
+    ctx = {"app": app, "client": client, "service": rt.settings.service}
+    body = render_body(
+        rt.env,
+        "order",
+        {**ctx, "flagged": order.flagged, "invoice": invoice, "doc": doc, "rows": fresh},
+    )
     _reply(c, app, client, Answer((), "", body, "invoice", attachments=(pdf,)))
-    if not proven and client.balance > 0:
-        asked = consent.ask(c, action="order_balance", entity_id=app.id, ref=app.number)
-        return f"invoiced; {asked}"
-    return "paid from balance" if event == "paid_from_balance" else "invoiced"
+    return event
 
 
 def _reply(c: Context, app: Application, client: Client, answer: Answer) -> None:
     """To the registered address it came from and the client's e-mail, in the thread."""
     to = tuple(dict.fromkeys(a.lower() for a in (address_of(c.msg), client.email) if a))
     reply_in_thread(c, app, dataclasses.replace(answer, to=to), untitled="Заказ штрихкодов")
+
+
+# ------------------------------------------------------------------ the personal account
+@dataclass(frozen=True)
+class Placed:
+    """What a list uploaded in the personal account became."""
+
+    app: Application | None  # None: every product already has a code, nothing was opened
+    flagged: list[tuple[int, str, str]]
+    event: str  # paid_from_balance | invoice_issued | "" (nothing opened)
+
+
+def place_order(c: Context, rows: list[ParsedRow]) -> Placed:
+    """A problem-free list uploaded by a logged-in client: the order, balance first.
+
+    The log-in proves the client (by mail only a confirmation code does, as a From header
+    proves nothing), so the balance is spent at once. The invoice mail goes as for an
+    e-mailed order. A list whose products all have codes opens nothing (the page says so).
+    """
+    client = c.require_client()
+    coded = already_coded(c.session, client.id or 0, rows)
+    flagged = flagged_rows(rows, coded)
+    fresh = [r for r in rows if r.row not in coded]
+    if not fresh:
+        return Placed(None, flagged, "")
+    app = open_order(c)
+    order = Order(app, client, flagged)
+    accept_rows(c, order, fresh)
+    event = invoice_order(c, order, fresh, use_balance=True)
+    consent.remember_application(c.session, app.id)
+    return Placed(app, flagged, event)

@@ -10,6 +10,9 @@ anyone else is only recorded.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -76,23 +79,46 @@ def unsubscribe(c: Context) -> str:
             return "unsubscribe: unknown sender, recorded"
         _mail(c, sender_client, "unsubscribe_confirm")
         return "unsubscribe: confirmation requested"
+    change = Subscription(
+        subscribed=False,
+        at=rt.clock(),
+        correlation_id=inbound.correlation_id,
+        data={"from": address_of(msg)},
+    )
+    if not set_subscription(session, client, change):
+        return "unsubscribe: already unsubscribed"
+    _mail(c, client, "unsubscribed")
+    return "unsubscribed"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A change of a client's news subscription: by mail (unsubscribe) or on the web."""
+
+    subscribed: bool
+    at: datetime
+    correlation_id: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def set_subscription(session: Session, client: Client, change: Subscription) -> bool:
+    """Set `Client.unsubscribed` with its event in the caller's transaction; False if unchanged."""
     if client.id is None:
         raise InvariantError("client.id is missing")
-    if client.unsubscribed:
-        return "unsubscribe: already unsubscribed"
-    client.unsubscribed = True
+    if client.unsubscribed != change.subscribed:
+        return False
+    client.unsubscribed = not change.subscribed
     session.add(client)
     record_event(
         session,
         entity="client",
         entity_id=client.id,
-        event="client_unsubscribed",
-        at=rt.clock(),
-        correlation_id=inbound.correlation_id,
-        data={"from": address_of(msg)},
+        event="client_subscribed" if change.subscribed else "client_unsubscribed",
+        at=change.at,
+        correlation_id=change.correlation_id,
+        data=change.data,
     )
-    _mail(c, client, "unsubscribed")
-    return "unsubscribed"
+    return True
 
 
 def _mail(c: Context, client: Client, kind: str) -> None:

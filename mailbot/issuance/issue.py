@@ -12,6 +12,8 @@ the outbox row of part 1 (`vault`); the stored body holds the mask.
 
 from __future__ import annotations
 
+from datetime import date
+
 import structlog
 from sqlalchemy import exists
 from sqlmodel import Session, col, select
@@ -264,23 +266,20 @@ def _client_for(session: Session, app: Application, rt: Runtime) -> tuple[Client
     return client, password
 
 
-def deliver(session: Session, rt: Runtime, app_id: int) -> bool:
-    """Step 2 for an application holding its codes; False if it is no longer paid."""
-    app = session.exec(
-        select(Application).where(Application.id == app_id).with_for_update()
-    ).first()
-    if app is None or app.state != S.paid:
-        return False
-    now = rt.clock()
+def issued_codes(session: Session, app_id: int) -> list[IssuedCode] | None:
+    """The application's codes with their products in row order; None unless every row has one.
+
+    What the registry and the certificate list: the issued mail and the web account's
+    downloads read the codes through this one function.
+    """
     rows = _rows(session, app_id)
     by_row = {
         b.product_row_id: b.ean
         for b in session.exec(select(Barcode).where(Barcode.application_id == app_id))
     }
-    if len(by_row) != len(rows):
-        raise RuntimeError(f"{app.number}: {len(by_row)} codes for {len(rows)} product rows")
-    client, password = _client_for(session, app, rt)
-    codes = [
+    if not rows or len(by_row) != len(rows):
+        return None
+    return [
         IssuedCode(
             by_row[r.id or 0],
             r.name,
@@ -290,6 +289,20 @@ def deliver(session: Session, rt: Runtime, app_id: int) -> bool:
         )
         for r in rows
     ]
+
+
+def deliver(session: Session, rt: Runtime, app_id: int) -> bool:
+    """Step 2 for an application holding its codes; False if it is no longer paid."""
+    app = session.exec(
+        select(Application).where(Application.id == app_id).with_for_update()
+    ).first()
+    if app is None or app.state != S.paid:
+        return False
+    now = rt.clock()
+    codes = issued_codes(session, app_id)
+    if codes is None:
+        raise RuntimeError(f"{app.number}: not every product row holds its code")
+    client, password = _client_for(session, app, rt)
     parts = _parts(session, rt, app, client, codes, password=password)
     for number, mail in enumerate(parts, start=1):
         key = f"application:{app_id}:issued" + (f":part{number}" if len(parts) > 1 else "")
@@ -317,14 +330,13 @@ def deliver(session: Session, rt: Runtime, app_id: int) -> bool:
     return True
 
 
-def _documents(
-    rt: Runtime, app: Application, client: Client, codes: list[IssuedCode]
+def documents(
+    rt: Runtime, app: Application, client: Client, codes: list[IssuedCode], *, on: date
 ) -> tuple[FileAttachment, FileAttachment]:
-    """The registry and the certificate of one application."""
+    """The registry and the certificate of one application, dated `on` (the day of issue)."""
     # openpyxl (~13 MB resident) is loaded at the first issuance, not by an idle daemon.
     from mailbot.documents.registry_xlsx import render_registry
 
-    today = rt.clock().date()
     party = Party(
         name=client.org_name,
         inn=client.inn,
@@ -333,14 +345,14 @@ def _documents(
     )
     doc = CertificateDoc(
         number=app.number,
-        date=today,
+        date=on,
         client=party,
         codes=tuple(codes),
         service=service_party(rt.settings.service),
     )
     return (
         FileAttachment(
-            f"Реестр штрихкодов {app.number}.xlsx", XLSX, render_registry(app.number, today, codes)
+            f"Реестр штрихкодов {app.number}.xlsx", XLSX, render_registry(app.number, on, codes)
         ),
         FileAttachment(
             f"Свидетельство {app.number}.pdf", "application/pdf", render_certificate_pdf(doc)
@@ -373,7 +385,7 @@ def _parts(  # noqa: PLR0913 - left to issuance's owner
         rt.env, "issued", {**context, "parts": 1, "part": 1, "files": ["x" * 80] * 9}
     )
     budget = part_budget(rt.settings.limits.max_outgoing_bytes, len(probe.encode()))
-    registry, certificate = _documents(rt, app, client, codes)
+    registry, certificate = documents(rt, app, client, codes, on=rt.clock().date())
     zips = images_zips(
         [c.ean for c in codes],
         app.number,

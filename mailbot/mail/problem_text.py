@@ -34,18 +34,29 @@ def file_header(location: Location, env: jinja2.Environment) -> str:
     return _one_line(_macro(env, "file_header")(location))
 
 
-def render_problems(problems: Sequence[Problem], env: jinja2.Environment) -> str:
-    """Return the problems as a header line per file followed by «  • …» bullets."""
+def problem_groups(
+    problems: Sequence[Problem], env: jinja2.Environment
+) -> list[tuple[str, list[str]]]:
+    """Return (file header, its problems' sentences by row) per file, as a reply lists them."""
     groups: dict[tuple[str, str | None], list[Problem]] = {}
     for p in problems:
         groups.setdefault((p.location.file, p.location.document), []).append(p)
-    lines: list[str] = []
+    listed: list[tuple[str, list[str]]] = []
     for items in groups.values():
         with_sheet = next((p.location for p in items if p.location.sheet), items[0].location)
-        lines.append(file_header(with_sheet, env))
-        for p in sorted(items, key=lambda p: p.location.row or 0):
+        ordered = sorted(items, key=lambda p: p.location.row or 0)
+        listed.append((file_header(with_sheet, env), [problem_sentence(p, env) for p in ordered]))
+    return listed
+
+
+def render_problems(problems: Sequence[Problem], env: jinja2.Environment) -> str:
+    """Return the problems as a header line per file followed by «  • …» bullets."""
+    lines: list[str] = []
+    for header, sentences in problem_groups(problems, env):
+        lines.append(header)
+        for sentence in sentences:
             lines += textwrap.wrap(
-                problem_sentence(p, env),
+                sentence,
                 width=WIDTH,
                 initial_indent="  • ",
                 subsequent_indent="    ",

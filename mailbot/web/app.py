@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from mailbot.runtime import Runtime
-from mailbot.web import account, auth
+from mailbot.web import account, auth, balance, orders, status
 from mailbot.web.headers import SecurityHeaders
 
 MESSAGES = {
@@ -27,7 +27,7 @@ MESSAGES = {
 
 def page_routes() -> list[BaseRoute]:
     """Every page module's routes, in the order of the navigation."""
-    return [*account.routes, *auth.routes]
+    return [*account.routes, *auth.routes, *status.routes, *balance.routes, *orders.routes]
 
 
 def make_templates() -> jinja2.Environment:

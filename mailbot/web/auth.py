@@ -1,62 +1,216 @@
-"""Log-in, log-out and the password change (the first log-in forces one, ASVS 6.4.1)."""
+"""Log-in, log-out and the password change (the first log-in forces one, ASVS 6.4.1).
+
+A log-in costs the same for an unknown login and a wrong password: both are checked against
+an argon2 hash (a dummy one for an unknown login), both count against the same throttles and
+both get the same page. The log-in form has its own anti-forgery token (there is no session
+yet): a random value in a `__Host-` cookie and the same value in a hidden field.
+"""
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
+import structlog
 from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from mailbot.issuance.credentials import hash_password, verify_password
+from mailbot.issuance.credentials import HASHER, hash_password, verify_password
+from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Client
 from mailbot.storage.models_web import WebSession
 from mailbot.storage.queries import record_event
-from mailbot.web import sessions
-from mailbot.web.visit import Visit, action, client_ip, cookie_name, field, page, render, runtime
+from mailbot.web import sessions, throttle
+from mailbot.web.passwords import MAX_LENGTH, dummy_hash, password_problem
+from mailbot.web.visit import (
+    Visit,
+    action,
+    client_ip,
+    cookie_name,
+    page,
+    render,
+    runtime,
+    secret_field,
+)
 
-MIN_PASSWORD, MAX_PASSWORD = 8, 128
+log = structlog.get_logger()
+
+MAX_LOGIN = 40  # Client.login
+MIN_PASSWORD, MAX_PASSWORD = 8, MAX_LENGTH  # kept for callers of the skeleton
+WRONG = "Неверный логин или пароль."
+
+
+def too_many(seconds: int) -> str:
+    return f"Слишком много попыток, попробуйте через {seconds} секунд."
+
+
+# --- the log-in form's anti-forgery token (there is no session yet) ---
+
+
+def login_cookie_name(request: Request) -> str:
+    secure = runtime(request).settings.web.secure_cookies
+    return "__Host-mb_login" if secure else "mb_login"
+
+
+def _login_token(request: Request) -> str:
+    token = request.cookies.get(login_cookie_name(request), "")
+    return token if 20 <= len(token) <= 64 else ""
+
+
+def _with_login_cookie(request: Request, response: Response, token: str) -> Response:
+    secure = runtime(request).settings.web.secure_cookies
+    response.set_cookie(
+        login_cookie_name(request), token, httponly=True, secure=secure, samesite="lax", path="/"
+    )
+    return response
+
+
+def check_login_csrf(request: Request, form: FormData) -> None:
+    """403 unless the form's token is the one in this browser's log-in cookie (ASVS 3.5.1)."""
+    sent, kept = form.get("csrf"), _login_token(request)
+    if not (isinstance(sent, str) and kept and secrets.compare_digest(sent, kept)):
+        raise HTTPException(403, "csrf")
+
+
+def login_page(request: Request, *, status: int = 200, **ctx: str) -> Response:
+    """The log-in form, with this browser's log-in token (made here when it has none)."""
+    token = _login_token(request) or secrets.token_urlsafe(32)
+    response = render(None, request, "login.html.j2", status=status, csrf=token, **ctx)
+    return _with_login_cookie(request, response, token)
 
 
 def login_form(request: Request) -> Response:
-    return render(None, request, "login.html.j2")
-
-
-async def login_submit(request: Request) -> Response:
-    form = await request.form(max_files=0, max_fields=10)
-    login = str(form.get("login") or "").strip()[:40]
-    password = str(form.get("password") or "")[: MAX_PASSWORD + 1]
     rt = runtime(request)
+    if sessions.lookup(rt, request.cookies.get(cookie_name(request), "")) is not None:
+        return RedirectResponse("/", status_code=303)
+    return login_page(request)
+
+
+# --- checking a log-in ---
+
+
+@dataclass(frozen=True)
+class Attempt:
+    login: str
+    password: str
+    ip: str
+    user_agent: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a log-in attempt came to: a session token, a wait, or a wrong pair."""
+
+    token: str = ""
+    stage: str = ""
+    must_change: bool = False
+    wait: int = 0
+
+
+def authenticate(rt: Runtime, attempt: Attempt) -> Outcome:
+    """Check one log-in (throttled; the same work for an unknown login and a wrong password)."""
     now = rt.clock()
+    keys = throttle.login_keys(attempt.login, attempt.ip)
     with transaction(rt.engine) as session:
-        client = (
-            session.exec(select(Client).where(Client.login == login)).first() if login else None
-        )
-        ok = bool(
-            client and client.password_hash and verify_password(client.password_hash, password)
-        )
-        if not ok or client is None or client.id is None:
-            return render(
-                None,
-                request,
-                "login.html.j2",
-                status=200,
-                error="Неверный логин или пароль.",
-                login=login,
-            )
+        wait = throttle.claim(session, keys, now)
+        client = None
+        if not wait and attempt.login:
+            client = session.exec(select(Client).where(Client.login == attempt.login)).first()
+            if client is not None:
+                session.expunge(client)
+    if wait:
+        log.warning("web_login_throttled", ip=attempt.ip, wait=wait)
+        return Outcome(wait=wait)
+    stored = client.password_hash if client is not None else None
+    ok = verify_password(stored or dummy_hash(), attempt.password) and stored is not None
+    if client is None or client.id is None or not ok:
+        _failed(rt, attempt, client, now)
+        return Outcome()
+    rehash = hash_password(attempt.password) if HASHER.check_needs_rehash(stored or "") else ""
+    stage = "totp" if client.totp_secret else "full"
+    with transaction(rt.engine) as session:
+        throttle.release(session, reset=keys[:1], give_back=keys[1:])
+        if rehash:
+            _store_rehash(session, client.id, rehash, now)
         token = sessions.start(
             session,
             client_id=client.id,
             now=now,
-            ip=client_ip(request),
-            user_agent=request.headers.get("user-agent", ""),
-            stage="full",
+            ip=attempt.ip,
+            user_agent=attempt.user_agent,
+            stage=stage,
         )
-    target = "/password" if client.must_change else "/"
+    return Outcome(token=token, stage=stage, must_change=client.must_change)
+
+
+def _failed(rt: Runtime, attempt: Attempt, client: Client | None, now: datetime) -> None:
+    with transaction(rt.engine) as session:
+        if client is not None and client.id is not None:
+            record_event(
+                session,
+                entity="client",
+                entity_id=client.id,
+                event="web_login_failed",
+                at=now,
+                data={"ip": attempt.ip},
+            )
+        else:  # an unknown login: the event log's "web" entity (id 0) keeps what was typed
+            record_event(
+                session,
+                entity="web",
+                entity_id=0,
+                event="web_login_failed",
+                at=now,
+                data={"ip": attempt.ip, "login": attempt.login},
+            )
+    log.info("web_login_failed", ip=attempt.ip, known=client is not None)
+
+
+def _store_rehash(session: Session, client_id: int, new_hash: str, now: datetime) -> None:
+    """The stored hash, upgraded to the current argon2 parameters (ASVS 6.2.x, 11.4.2)."""
+    row = session.get(Client, client_id, with_for_update=True)
+    if row is None:
+        return
+    row.password_hash = new_hash
+    session.add(row)
+    record_event(
+        session, entity="client", entity_id=client_id, event="web_password_rehashed", at=now
+    )
+
+
+async def login_submit(request: Request) -> Response:
+    form = await request.form(max_files=0, max_fields=10)
+    check_login_csrf(request, form)
+    login = form.get("login")
+    attempt = Attempt(
+        login=login.strip()[:MAX_LOGIN] if isinstance(login, str) else "",
+        password=secret_field(form, "password", limit=MAX_PASSWORD + 1),
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    outcome = await run_in_threadpool(authenticate, runtime(request), attempt)
+    if outcome.wait:
+        response = login_page(
+            request, status=429, error=too_many(outcome.wait), login=attempt.login
+        )
+        response.headers["retry-after"] = str(outcome.wait)
+        return response
+    if not outcome.token:
+        return login_page(request, error=WRONG, login=attempt.login)
+    if outcome.stage == "totp":
+        target = "/login/totp"
+    else:
+        target = "/password" if outcome.must_change else "/"
     response = RedirectResponse(target, status_code=303)
-    set_cookie(request, response, token)
+    set_cookie(request, response, outcome.token)
+    response.delete_cookie(login_cookie_name(request), path="/")
     return response
 
 
@@ -70,7 +224,7 @@ def set_cookie(request: Request, response: Response, token: str) -> None:
 
 def _logout(v: Visit) -> Response:
     with transaction(v.rt.engine) as session:
-        ws = session.get(WebSession, v.session.id)
+        ws = session.get(WebSession, v.session.id, with_for_update=True)
         if ws is not None and ws.ended_at is None:
             sessions.end(session, ws, "logout", v.rt.clock())
     response = RedirectResponse("/login", status_code=303)
@@ -78,23 +232,31 @@ def _logout(v: Visit) -> Response:
     return response
 
 
+# --- the password change ---
+
+
 def _password_form(v: Visit) -> Response:
     return render(v, v.request, "password.html.j2", forced=v.client.must_change)
 
 
-def _password_submit(v: Visit) -> Response:
-    current, new, again = (
-        field(v.form, n, limit=MAX_PASSWORD + 1) for n in ("current", "new", "again")
-    )
+def password_errors(v: Visit, current: str, new: str, again: str) -> dict[str, str]:
+    """Field → what is wrong with it (ASVS 6.2.3: the current password is asked for)."""
     errors: dict[str, str] = {}
     if not (v.client.password_hash and verify_password(v.client.password_hash, current)):
         errors["current"] = "Текущий пароль указан неверно."
-    if not MIN_PASSWORD <= len(new) <= MAX_PASSWORD:
-        errors["new"] = f"Пароль должен быть от {MIN_PASSWORD} до {MAX_PASSWORD} символов."
-    elif new == current:
-        errors["new"] = "Новый пароль должен отличаться от текущего."
+    problem = password_problem(new, current=current, login=v.client.login or "", inn=v.client.inn)
+    if problem:
+        errors["new"] = problem
     elif new != again:
         errors["again"] = "Пароли не совпадают."
+    return errors
+
+
+def _password_submit(v: Visit) -> Response:
+    current, new, again = (
+        secret_field(v.form, n, limit=MAX_PASSWORD + 1) for n in ("current", "new", "again")
+    )
+    errors = password_errors(v, current, new, again)
     if errors:
         return render(
             v, v.request, "password.html.j2", status=400, errors=errors, forced=v.client.must_change
@@ -108,8 +270,9 @@ def _password_submit(v: Visit) -> Response:
 
 
 def change_password(session: Session, v: Visit, new: str, now: datetime) -> str:
-    """Store the new hash, end every session (this one too), start a fresh one for this browser."""
-    client = session.get(Client, v.client_id)
+    """Store the new hash, end every session (this one too, ASVS 7.4.3), start a fresh one for
+    this browser; returns its token."""
+    client = session.get(Client, v.client_id, with_for_update=True)
     if client is None:
         raise RuntimeError("client vanished")
     client.password_hash = hash_password(new)
@@ -133,7 +296,7 @@ def change_password(session: Session, v: Visit, new: str, now: datetime) -> str:
 routes: list[BaseRoute] = [
     Route("/login", login_form, methods=["GET"]),
     Route("/login", login_submit, methods=["POST"]),
-    Route("/logout", action(_logout), methods=["POST"]),
+    Route("/logout", action(_logout, stages=("full", "totp")), methods=["POST"]),
     Route("/password", page(_password_form), methods=["GET"]),
     Route("/password", action(_password_submit), methods=["POST"]),
 ]

@@ -21,6 +21,8 @@ from mailbot.storage.models_web import WebSession
 from mailbot.storage.queries import record_event
 
 TOUCH_EVERY = timedelta(seconds=60)
+# A session waiting for its second factor (stage "totp") lives this long at most.
+SECOND_FACTOR_WINDOW = timedelta(minutes=10)
 
 
 def token_hash(token: str) -> str:
@@ -63,6 +65,8 @@ def expiry_reason(rt: Runtime, ws: WebSession, client: Client, now: datetime) ->
     if client.password_changed_at is not None and client.password_changed_at > ws.created_at:
         return "password"
     if now - ws.created_at > timedelta(hours=web.absolute_hours):
+        return "expired"
+    if ws.stage == "totp" and now - ws.created_at > SECOND_FACTOR_WINDOW:
         return "expired"
     if now - ws.last_seen_at > timedelta(minutes=web.idle_minutes):
         return "idle"

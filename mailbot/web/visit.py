@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -27,6 +28,8 @@ from mailbot.web import sessions
 # Upload forms: at most this many files and fields (python-multipart's own caps).
 MAX_FILES = 1
 MAX_FIELDS = 50
+# What a client who must change its password may still reach (ASVS 6.4.1).
+FORCED_CHANGE_OPEN = frozenset({"/password", "/logout"})
 
 
 @dataclass(frozen=True)
@@ -69,24 +72,24 @@ def cookie_name(request: Request) -> str:
     return "__Host-mb_session" if runtime(request).settings.web.secure_cookies else "mb_session"
 
 
-def _visit(request: Request, *, allow_stage: tuple[str, ...] = ("full",)) -> Visit | Response:
+def _visit(request: Request, stages: tuple[str, ...]) -> Visit | Response:
     rt = runtime(request)
     found = sessions.lookup(rt, request.cookies.get(cookie_name(request), ""))
     if found is None:
         return RedirectResponse("/login", status_code=303)
     ws, client = found
-    if ws.stage not in allow_stage:
-        return RedirectResponse("/login/totp" if ws.stage == "totp" else "/login", 303)
-    if client.must_change and ws.stage == "full" and request.url.path != "/password":
+    if ws.stage not in stages:
+        return RedirectResponse("/login/totp" if ws.stage == "totp" else "/", 303)
+    if client.must_change and ws.stage == "full" and request.url.path not in FORCED_CHANGE_OPEN:
         return RedirectResponse("/password", status_code=303)
     return Visit(rt=rt, request=request, client=client, session=ws)
 
 
-def page(view: View) -> Callable[[Request], Response]:
-    """A GET page for a logged-in client."""
+def page(view: View, *, stages: tuple[str, ...] = ("full",)) -> Callable[[Request], Response]:
+    """A GET page for a logged-in client (`stages`: which session stages may see it)."""
 
     def endpoint(request: Request) -> Response:
-        v = _visit(request)
+        v = _visit(request, stages)
         return v if isinstance(v, Response) else view(v)
 
     endpoint.__name__ = view.__name__
@@ -94,18 +97,16 @@ def page(view: View) -> Callable[[Request], Response]:
     return endpoint
 
 
-def action(view: View) -> Callable[[Request], Any]:
+def action(view: View, *, stages: tuple[str, ...] = ("full",)) -> Callable[[Request], Any]:
     """A POST for a logged-in client: the form is read (with caps) and its CSRF token checked."""
 
     async def endpoint(request: Request) -> Response:
-        v = _visit(request)
+        v = await run_in_threadpool(_visit, request, stages)
         if isinstance(v, Response):
             return v
         form = await request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
         check_csrf(v.session, form)
         visit = Visit(rt=v.rt, request=request, client=v.client, session=v.session, form=form)
-        from starlette.concurrency import run_in_threadpool
-
         response: Response = await run_in_threadpool(view, visit)
         return response
 
@@ -127,17 +128,26 @@ def field(form: FormData | None, name: str, *, limit: int = 2000) -> str:
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
+def secret_field(form: FormData | None, name: str, *, limit: int) -> str:
+    """A password field exactly as typed (never stripped), cut at `limit` characters: pass one
+    more than the longest allowed, so that a too-long password is refused, not truncated."""
+    value = form.get(name) if form is not None else None
+    return value[:limit] if isinstance(value, str) else ""
+
+
 def render(
     visit: Visit | None, request: Request, name: str, status: int = 200, **ctx: Any
 ) -> Response:
-    """A page from templates/web: every page gets the client, the CSRF token and the nav."""
+    """A page from templates/web: every page gets the client, the CSRF token and the nav
+    (`ctx` may set `csrf` itself: the log-in form, which has no session yet)."""
     env = request.app.state.templates
-    html = env.get_template(name).render(
-        client=visit.client if visit else None,
-        csrf=visit.session.csrf if visit else "",
-        path=request.url.path,
-        **ctx,
-    )
+    values: dict[str, Any] = {
+        "client": visit.client if visit else None,
+        "csrf": visit.session.csrf if visit else "",
+        "path": request.url.path,
+    }
+    values.update(ctx)
+    html = env.get_template(name).render(**values)
     return Response(html, status_code=status, media_type="text/html; charset=utf-8")
 
 
