@@ -115,7 +115,8 @@ def links(driver: WebDriver) -> list[str]:
 
 
 def eans_on_page(driver: WebDriver) -> set[str]:
-    return {td.text.strip() for td in driver.find_elements(By.CSS_SELECTOR, "td.ean")}
+    cells = driver.find_elements(By.CSS_SELECTOR, "td.ean")
+    return {text for td in cells if (text := td.text.strip())}
 
 
 def eans_of(site: Site, number: str) -> set[str]:

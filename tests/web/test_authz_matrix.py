@@ -9,6 +9,7 @@ a session cookie replayed after log-out, a password change and an admin reset is
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ PASSWORD_A = "a-long-secret-of-client-a"
 PASSWORD_B = "b-long-secret-of-client-b"
 INN_A, INN_B = "7707083893", "7736207543"
 COOKIE = "mb_session"  # http://localhost base_url: no Secure, no __Host- prefix
+LOGIN_CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 
 # POST routes that come before a full session exists: they cannot carry its CSRF token.
 PRE_SESSION = {"/login", "/login/totp"}
@@ -80,7 +82,9 @@ def _client_with(rt: Runtime, inn: str, number: int, rows: int, password: str) -
 def web_login(app: Starlette, login: str, password: str) -> TestClient:
     """A browser logged in as `login` (its cookie jar holds the session)."""
     browser = TestClient(app, follow_redirects=False)
-    r = browser.post("/login", data={"login": login, "password": password})
+    form = LOGIN_CSRF.search(browser.get("/login").text)  # the log-in form's own token
+    csrf = {"csrf": html.unescape(form.group(1))} if form else {}
+    r = browser.post("/login", data={"login": login, "password": password, **csrf})
     assert r.status_code == 303, r.text
     assert COOKIE in browser.cookies
     return browser
