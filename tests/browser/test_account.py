@@ -96,13 +96,19 @@ def submit(driver: WebDriver, fields: dict[str, str], *, clear: bool = True) -> 
     WebDriverWait(driver, 30).until(expected_conditions.staleness_of(page))
 
 
-def download(driver: WebDriver, site: Site, href: str) -> httpx.Response:
-    """Fetch a link of the page with the browser's session cookie (a file, not a page)."""
+def fetch(driver: WebDriver, site: Site, href: str) -> httpx.Response:
+    """GET a URL of the page with the browser's session cookie."""
     cookie = driver.get_cookie(COOKIE)
     assert cookie is not None, "the browser holds no session cookie"
     with httpx.Client(base_url=site.url, cookies={COOKIE: cookie["value"]}) as http:
         r = http.get(href)
     assert r.status_code == 200, f"{href}: {r.status_code}"
+    return r
+
+
+def download(driver: WebDriver, site: Site, href: str) -> httpx.Response:
+    """A file link of the page: 200 and saved as an attachment, not shown as a page."""
+    r = fetch(driver, site, href)
     assert "attachment" in r.headers.get("content-disposition", ""), href
     return r
 
