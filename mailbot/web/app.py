@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from mailbot.runtime import Runtime
-from mailbot.web import account, auth, balance, orders, status
+from mailbot.web import account, auth, balance, orders, second_factor, security, status
 from mailbot.web.headers import SecurityHeaders
 
 MESSAGES = {
@@ -27,7 +27,15 @@ MESSAGES = {
 
 def page_routes() -> list[BaseRoute]:
     """Every page module's routes, in the order of the navigation."""
-    return [*account.routes, *auth.routes, *status.routes, *balance.routes, *orders.routes]
+    return [
+        *account.routes,
+        *auth.routes,
+        *status.routes,
+        *balance.routes,
+        *orders.routes,
+        *second_factor.routes,
+        *security.routes,
+    ]
 
 
 def make_templates() -> jinja2.Environment:

@@ -88,8 +88,9 @@ def login_page(request: Request, *, status: int = 200, **ctx: str) -> Response:
 
 def login_form(request: Request) -> Response:
     rt = runtime(request)
-    if sessions.lookup(rt, request.cookies.get(cookie_name(request), "")) is not None:
-        return RedirectResponse("/", status_code=303)
+    found = sessions.lookup(rt, request.cookies.get(cookie_name(request), ""))
+    if found is not None:  # already in: home, or the second step of this log-in
+        return RedirectResponse("/login/totp" if found[0].stage == "totp" else "/", 303)
     return login_page(request)
 
 
@@ -102,6 +103,7 @@ class Attempt:
     password: str
     ip: str
     user_agent: str
+    old_token: str = ""  # the session cookie the browser still had: ended at log-in (7.2.4)
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ def authenticate(rt: Runtime, attempt: Attempt) -> Outcome:
         throttle.release(session, reset=keys[:1], give_back=keys[1:])
         if rehash:
             _store_rehash(session, client.id, rehash, now)
+        sessions.end_token(session, attempt.old_token, "relogin", now)
         token = sessions.start(
             session,
             client_id=client.id,
@@ -173,6 +176,32 @@ def _failed(rt: Runtime, attempt: Attempt, client: Client | None, now: datetime)
     log.info("web_login_failed", ip=attempt.ip, known=client is not None)
 
 
+def recheck_password(v: Visit, password: str) -> tuple[bool, int]:
+    """Re-authentication inside a session (password change, second factor off, e-mail change):
+    (the password is right, seconds to wait). Throttled and counted like a log-in."""
+    now = v.rt.clock()
+    keys = throttle.login_keys(v.client.login or f"id:{v.client_id}", client_ip(v.request))
+    with transaction(v.rt.engine) as session:
+        wait = throttle.claim(session, keys, now)
+    if wait:
+        return False, wait
+    ok = verify_password(v.client.password_hash or dummy_hash(), password)
+    ok = ok and v.client.password_hash is not None
+    with transaction(v.rt.engine) as session:
+        if ok:
+            throttle.release(session, reset=keys[:1], give_back=keys[1:])
+        else:
+            record_event(
+                session,
+                entity="client",
+                entity_id=v.client_id,
+                event="web_recheck_failed",
+                at=now,
+                data={"ip": client_ip(v.request), "path": v.request.url.path},
+            )
+    return ok, 0
+
+
 def _store_rehash(session: Session, client_id: int, new_hash: str, now: datetime) -> None:
     """The stored hash, upgraded to the current argon2 parameters (ASVS 6.2.x, 11.4.2)."""
     row = session.get(Client, client_id, with_for_update=True)
@@ -194,6 +223,7 @@ async def login_submit(request: Request) -> Response:
         password=secret_field(form, "password", limit=MAX_PASSWORD + 1),
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent", ""),
+        old_token=request.cookies.get(cookie_name(request), ""),
     )
     outcome = await run_in_threadpool(authenticate, runtime(request), attempt)
     if outcome.wait:
@@ -242,7 +272,10 @@ def _password_form(v: Visit) -> Response:
 def password_errors(v: Visit, current: str, new: str, again: str) -> dict[str, str]:
     """Field → what is wrong with it (ASVS 6.2.3: the current password is asked for)."""
     errors: dict[str, str] = {}
-    if not (v.client.password_hash and verify_password(v.client.password_hash, current)):
+    ok, wait = recheck_password(v, current)
+    if wait:
+        errors["current"] = too_many(wait)
+    elif not ok:
         errors["current"] = "Текущий пароль указан неверно."
     problem = password_problem(new, current=current, login=v.client.login or "", inn=v.client.inn)
     if problem:

@@ -115,6 +115,17 @@ def end(session: Session, ws: WebSession, reason: str, now: datetime) -> None:
     )
 
 
+def end_token(session: Session, token: str, reason: str, now: datetime) -> None:
+    """End the session of this cookie value, if it is a live one."""
+    if not token or len(token) > 100:
+        return
+    ws = session.exec(
+        select(WebSession).where(WebSession.token_hash == token_hash(token)).with_for_update()
+    ).first()
+    if ws is not None and ws.ended_at is None:
+        end(session, ws, reason, now)
+
+
 def end_all(
     session: Session, client_id: int, reason: str, now: datetime, *, keep: int | None = None
 ) -> int:

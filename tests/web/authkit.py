@@ -83,3 +83,15 @@ def secure(rt: Runtime) -> Runtime:
 def web(rt: Runtime) -> Iterator[TestClient]:
     with TestClient(create_app(rt)) as tc:
         yield tc
+
+
+def browser(rt: Runtime) -> TestClient:
+    """Another browser on the same app (its own cookie jar); close it with `with`."""
+    return TestClient(create_app(rt))
+
+
+def post_form(web: TestClient, path: str, page: str, **data: str) -> tuple[int, str, str]:
+    """POST a form with the CSRF token read from `page`: (status, body, location)."""
+    token = csrf_of(web.get(page).text)
+    r = web.post(path, data={"csrf": token, **data}, follow_redirects=False)
+    return r.status_code, r.text, r.headers.get("location", "")
