@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from mailbot.runtime import Runtime
-from mailbot.web import account, auth, balance, orders, second_factor, security, status
+from mailbot.web import account, auth, balance, news, orders, second_factor, security, status
 from mailbot.web.headers import SecurityHeaders
 
 MESSAGES = {
@@ -35,6 +35,7 @@ def page_routes() -> list[BaseRoute]:
         *orders.routes,
         *second_factor.routes,
         *security.routes,
+        *news.routes,
     ]
 
 

@@ -133,9 +133,7 @@ def _qr(v: Visit) -> Response:
         )
     except ValueError:
         raise not_found() from None  # our requisites are incomplete: no QR to offer
-    return Response(
-        qr_png(payload), media_type="image/png", headers={"Cache-Control": "private, no-store"}
-    )
+    return Response(qr_png(payload), media_type="image/png")
 
 
 routes: list[BaseRoute] = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -50,10 +51,10 @@ EVENT_TEXT = {
     "issuance_failed": "Выдача задерживается, мы уже разбираемся",
     "issuance_requeued": "Выдача возобновлена",
     "codes_issued": "Штрихкоды выданы, документы отправлены на почту",
-    "invoice_created": "Счёт выставлен",
-    "invoice_paid": "Счёт оплачен",
     "invoice_cancelled": "Счёт аннулирован",
 }
+MIRRORED = {"invoice_created", "invoice_paid"}  # repeated by an application event
+PAYMENTS = {"payment_matched", "paid_from_balance"}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -70,11 +71,7 @@ def rub(amount: Any) -> str:
 def download(data: bytes, media_type: str, filename: str, ascii_name: str) -> Response:
     """A file to save: `filename` in UTF-8 (RFC 6266/5987), `ascii_name` for old clients."""
     disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
-    return Response(
-        data,
-        media_type=media_type,
-        headers={"Content-Disposition": disposition, "Cache-Control": "no-store"},
-    )
+    return Response(data, media_type=media_type, headers={"Content-Disposition": disposition})
 
 
 # ---- the list
@@ -115,16 +112,23 @@ class Step:
 
 
 def timeline(events: list[Event], invoices: dict[int, str]) -> list[Step]:
-    """The application's events and its invoices', oldest first, in the client's words."""
+    """The application's events and its invoices', oldest first, in the client's words.
+
+    An invoice's `invoice_created` and `invoice_paid` are left out: the application's own
+    event of the same moment (`invoice_issued`, `paid_from_balance`, `payment_matched`)
+    says it, with the invoice number; any other invoice event (a cancellation) is shown.
+    """
     steps = []
     for e in events:
+        if e.entity == "invoice" and e.event in MIRRORED:
+            continue
+        data = e.data or {}
         text = EVENT_TEXT.get(e.event, e.event)
-        if e.entity == "invoice" and e.entity_id in invoices:
-            text += f" (счёт № {invoices[e.entity_id]})"
-        elif e.event in {"invoice_issued", "paid_from_balance", "payment_matched"}:
-            number = (e.data or {}).get("invoice")
-            text += f" (счёт № {number})" if number else ""
-        steps.append(Step(when(e.at), text))
+        number = invoices.get(e.entity_id) if e.entity == "invoice" else data.get("invoice")
+        details = [f"счёт № {number}"] if number else []
+        if e.entity == "application" and "amount" in data and e.event in PAYMENTS:
+            details.append(f"{rub(Decimal(str(data['amount'])))} руб.")
+        steps.append(Step(when(e.at), text + (f" ({', '.join(details)})" if details else "")))
     return steps
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import zipfile
+from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesParser
 from urllib.parse import quote
@@ -16,7 +17,8 @@ from sqlmodel import Session, col, select
 from mailbot.documents.barcodes import validate_ean13
 from mailbot.handlers.correspondence import STATE_TEXT
 from mailbot.runtime import Runtime
-from mailbot.storage.models import Application, Barcode, Invoice, OutboxMessage
+from mailbot.storage.models import Application, Barcode, Event, Invoice, OutboxMessage
+from mailbot.web.status import timeline
 from tests.web.accounts import (
     INN_A,
     INN_B,
@@ -98,7 +100,8 @@ def test_application_page_has_timeline_products_with_their_codes_and_invoice_lin
     steps = ["Выставлен счёт", "Оплата получена", "Штрихкоды присвоены", "Штрихкоды выданы"]
     positions = [html.index(step) for step in steps]
     assert positions == sorted(positions)  # oldest first
-    assert f"Счёт оплачен (счёт № {order.invoice})" in html
+    assert f"Оплата получена (счёт № {order.invoice}, " in html
+    assert html.count(f"счёт № {order.invoice}") == 2  # issued, paid: each said once
     assert f'href="/invoices/{order.invoice}/pdf"' in html
     for name in DOWNLOADS:
         assert f'href="/applications/{order.application}/{name}"' in html
@@ -204,3 +207,20 @@ def test_status_pages_and_a_download_smoke(rt: Runtime) -> None:
     assert all(f'<td class="ean">{e}</td>' in html for e in eans_of(rt, order.application))
     registry = browser.get(f"/applications/{order.application}/registry.xlsx")
     assert registry.status_code == 200 and registry.content.startswith(b"PK")
+
+
+def test_timeline_names_known_events_in_russian_and_others_by_their_name() -> None:
+    at = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+    events = [
+        Event(at=at, entity="application", entity_id=1, event="invoice_issued",
+              data={"invoice": "2026-00007"}),
+        Event(at=at, entity="invoice", entity_id=7, event="invoice_created"),
+        Event(at=at, entity="application", entity_id=1, event="payment_matched",
+              data={"invoice": "2026-00007", "amount": "2500.00"}),
+        Event(at=at, entity="invoice", entity_id=7, event="invoice_reversed"),
+    ]  # fmt: skip
+    assert [(s.at, s.text) for s in timeline(events, {7: "2026-00007"})] == [
+        ("25.11.2026 12:30", "Выставлен счёт (счёт № 2026-00007)"),
+        ("25.11.2026 12:30", "Оплата получена (счёт № 2026-00007, 2 500,00 руб.)"),
+        ("25.11.2026 12:30", "invoice_reversed (счёт № 2026-00007)"),
+    ]
