@@ -151,6 +151,8 @@ def tickets_show(number: str) -> None:
 
 
 def _text_of(session: Session, rt: Runtime, m: TicketMessage) -> str:
+    if m.channel == "web":  # written in the personal account: the text is on the row
+        return f"[web] {m.body.strip()}"
     if m.inbound_id is not None:
         inbound = session.get(InboundMessage, m.inbound_id)
         if inbound is None:

@@ -67,7 +67,7 @@ def requested_changes(text: str) -> RequestedChanges:
         name = next((n for n, rx in _LABELS if rx.fullmatch(label)), None)
         if name is None or name in changes or not value:
             continue
-        checked = _checked(name, value)
+        checked = checked_value(name, value)
         if checked is None:
             invalid[name] = value[:200]
         else:
@@ -75,7 +75,8 @@ def requested_changes(text: str) -> RequestedChanges:
     return RequestedChanges(changes, invalid)
 
 
-def _checked(name: str, value: str) -> str | None:
+def checked_value(name: str, value: str) -> str | None:
+    """The value of field `name` as stored (phone +7…, e-mail lower-case), None if invalid."""
     where = Location(file="", field=FIELD_NAMES[name])
     if name == "phone":
         phone = check_phone(value, where)
@@ -166,9 +167,10 @@ def _registered(client: Client, request: ContactChangeRequest) -> list[str]:
 
 @dataclass(frozen=True)
 class Received:
-    """The mail that asked for a change, and the fields in it we could not accept."""
+    """The mail that asked for a change (None: the personal account's form), and the fields
+    in it we could not accept."""
 
-    inbound: InboundMessage
+    inbound: InboundMessage | None
     invalid: dict[str, str]
 
 
@@ -260,3 +262,41 @@ def decide(
     )
     notify(session, rt, request, client)
     return None
+
+
+# ------------------------------------------------------------------ the personal account
+def request_web_change(
+    session: Session, rt: Runtime, client: Client, changes: dict[str, str]
+) -> ContactChangeRequest:
+    """A request made in the personal account (values checked by `checked_value`).
+
+    The log-in proves the client, so it waits for the admin at once ("pending"); its sender
+    is the registered address, where the receipt and the decision are mailed.
+    """
+    if client.id is None:
+        raise InvariantError("client.id is missing")
+    now = rt.clock()
+    request = ContactChangeRequest(
+        client_id=client.id,
+        sender=client.email.lower(),
+        changes=changes,
+        previous={k: getattr(client, k) for k in changes},
+        status="pending",
+        created_at=now,
+    )
+    session.add(request)
+    session.flush()
+    if request.id is None:
+        raise InvariantError("request.id is missing")
+    record_event(
+        session,
+        entity="contact_request",
+        entity_id=request.id,
+        event="contact_change_requested",
+        at=now,
+        to_state=request.status,
+        correlation_id=f"r{request.id}",
+        data={"fields": sorted(changes), "invalid": [], "channel": "web"},
+    )
+    notify(session, rt, request, client, Received(None, {}))
+    return request

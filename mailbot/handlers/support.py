@@ -68,29 +68,12 @@ def open_ticket(
 ) -> str:
     """Open «Обращение №N» and acknowledge it to the registered address it came from."""
     now = rt.clock()
-    seq = next_number(session, "ticket", now.year)
-    ticket = SupportTicket(
-        number=f"{now.year}-{seq:05d}",
-        client_id=client.id,
-        sender=address_of(msg),
-        subject=msg.subject,
-        root_message_id=msg.message_id,
-        created_at=now,
-    )
-    session.add(ticket)
-    session.flush()
+    ticket = _new_ticket(session, rt, client, sender=address_of(msg), subject=msg.subject)
+    ticket.root_message_id = msg.message_id
     if ticket.id is None:
         raise InvariantError("ticket.id is missing")
     _record_in(session, ticket, inbound, msg, now)
-    record_event(
-        session,
-        entity="ticket",
-        entity_id=ticket.id,
-        event="ticket_opened",
-        at=now,
-        to_state="open",
-        correlation_id=inbound.correlation_id,
-    )
+    _opened(session, rt, ticket, inbound.correlation_id)
     body = render_body(rt.env, "ticket_ack", {"ticket": ticket, "service": rt.settings.service})
     note = TicketNote(
         body,
@@ -101,6 +84,38 @@ def open_ticket(
     )
     send_in_thread(session, rt, ticket, note, inbound)
     return f"ticket {ticket.number}"
+
+
+def _new_ticket(
+    session: Session, rt: Runtime, client: Client, *, sender: str, subject: str
+) -> SupportTicket:
+    """A stored ticket numbered «YYYY-NNNNN» in the one sequence of mail and web tickets."""
+    now = rt.clock()
+    seq = next_number(session, "ticket", now.year)
+    ticket = SupportTicket(
+        number=f"{now.year}-{seq:05d}",
+        client_id=client.id,
+        sender=sender,
+        subject=subject,
+        created_at=now,
+    )
+    session.add(ticket)
+    session.flush()
+    return ticket
+
+
+def _opened(session: Session, rt: Runtime, ticket: SupportTicket, correlation_id: str) -> None:
+    if ticket.id is None:
+        raise InvariantError("ticket.id is missing")
+    record_event(
+        session,
+        entity="ticket",
+        entity_id=ticket.id,
+        event="ticket_opened",
+        at=rt.clock(),
+        to_state="open",
+        correlation_id=correlation_id,
+    )
 
 
 def ticket_reply(c: Context) -> str:
@@ -125,22 +140,27 @@ def accept_reply(
     """Keep the mail on the ticket, which opens again if closed."""
     if ticket.id is None:
         raise InvariantError("ticket.id is missing")
-    now = rt.clock()
-    _record_in(session, ticket, inbound, msg, now)
-    if ticket.status != "open":
-        record_event(
-            session,
-            entity="ticket",
-            entity_id=ticket.id,
-            event="ticket_reopened",
-            at=now,
-            from_state=ticket.status,
-            to_state="open",
-            correlation_id=inbound.correlation_id,
-        )
-        ticket.status = "open"
-        session.add(ticket)
+    _record_in(session, ticket, inbound, msg, rt.clock())
+    _reopen(session, rt, ticket, inbound.correlation_id)
     return f"added to ticket {ticket.number}"
+
+
+def _reopen(session: Session, rt: Runtime, ticket: SupportTicket, correlation_id: str) -> None:
+    """A client's message in a closed ticket opens it again."""
+    if ticket.status == "open" or ticket.id is None:
+        return
+    record_event(
+        session,
+        entity="ticket",
+        entity_id=ticket.id,
+        event="ticket_reopened",
+        at=rt.clock(),
+        from_state=ticket.status,
+        to_state="open",
+        correlation_id=correlation_id,
+    )
+    ticket.status = "open"
+    session.add(ticket)
 
 
 def _record_in(
@@ -229,7 +249,10 @@ def admin_reply(session: Session, rt: Runtime, ticket: SupportTicket, text: str)
             .order_by(col(TicketMessage.id))
         )
     )
-    latest_in = next((m for m in reversed(thread) if m.direction == "in"), None)
+    # a web message has no Message-ID to answer: the latest mail is what the reply follows
+    latest_in = next(
+        (m for m in reversed(thread) if m.direction == "in" and m.channel == "mail"), None
+    )
     refs = tuple(dict.fromkeys(m.message_id for m in thread if m.message_id))
     body = render_body(
         rt.env, "ticket_reply", {"ticket": ticket, "text": text, "service": rt.settings.service}
@@ -271,3 +294,57 @@ def close_ticket(session: Session, rt: Runtime, ticket: SupportTicket) -> bool:
     ticket.status = "closed"
     session.add(ticket)
     return True
+
+
+# ------------------------------------------------------------------ the personal account
+def open_web_ticket(
+    session: Session, rt: Runtime, client: Client, subject: str, text: str
+) -> SupportTicket:
+    """A ticket written in the personal account, acknowledged by mail as a mailed one.
+
+    The ack goes to the client's registered address and starts the mail thread, so the
+    client (and `mailbot tickets reply`) can go on by mail as well.
+    """
+    ticket = _new_ticket(session, rt, client, sender=client.email, subject=subject)
+    if ticket.id is None:
+        raise InvariantError("ticket.id is missing")
+    _record_web(session, rt, ticket, text)
+    _opened(session, rt, ticket, f"t{ticket.id}")
+    body = render_body(rt.env, "ticket_ack", {"ticket": ticket, "service": rt.settings.service})
+    note = TicketNote(
+        body, kind="ticket_ack", dedupe_key=f"ticket:{ticket.id}:ack", in_reply_to="", references=()
+    )
+    send_in_thread(session, rt, ticket, note)
+    return ticket
+
+
+def web_reply(session: Session, rt: Runtime, ticket: SupportTicket, text: str) -> TicketMessage:
+    """The client's message written in the personal account; a closed ticket opens again."""
+    if ticket.id is None:
+        raise InvariantError("ticket.id is missing")
+    row = _record_web(session, rt, ticket, text)
+    _reopen(session, rt, ticket, f"t{ticket.id}")
+    return row
+
+
+def _record_web(session: Session, rt: Runtime, ticket: SupportTicket, text: str) -> TicketMessage:
+    if ticket.id is None:
+        raise InvariantError("ticket.id is missing")
+    row = TicketMessage(
+        ticket_id=ticket.id, direction="in", channel="web", body=text, created_at=rt.clock()
+    )
+    session.add(row)
+    session.flush()
+    if row.id is None:
+        raise InvariantError("row.id is missing")
+    record_event(
+        session,
+        entity="ticket",
+        entity_id=ticket.id,
+        event="ticket_message_received",
+        at=rt.clock(),
+        to_state=ticket.status,
+        correlation_id=f"t{ticket.id}",
+        data={"channel": "web", "message": row.id},
+    )
+    return row

@@ -14,7 +14,18 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from mailbot.runtime import Runtime
-from mailbot.web import account, auth, balance, news, orders, second_factor, security, status
+from mailbot.web import (
+    account,
+    auth,
+    balance,
+    details,
+    news,
+    orders,
+    second_factor,
+    security,
+    status,
+    support,
+)
 from mailbot.web.headers import SecurityHeaders
 
 MESSAGES = {
@@ -36,6 +47,8 @@ def page_routes() -> list[BaseRoute]:
         *second_factor.routes,
         *security.routes,
         *news.routes,
+        *details.routes,
+        *support.routes,
     ]
 
 

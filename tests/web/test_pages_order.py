@@ -6,7 +6,7 @@ import dataclasses
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
+import httpx2
 from sqlmodel import Session, col, select
 from starlette.testclient import TestClient
 
@@ -34,7 +34,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 def _upload(
     web: TestClient, data: bytes, name: str = "Перечень.xlsx", **extra: str
-) -> httpx.Response:
+) -> httpx2.Response:
     form = {"csrf": csrf(web, "/order"), **extra}
     return web.post("/order", data=form, files={"products": (name, data, XLSX)})
 
