@@ -69,6 +69,7 @@ LOGIN_CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 ONE = httpx.Limits(max_connections=1, max_keepalive_connections=1)  # one request in flight
 MB = 1024 * 1024
 ROUTES = ("/hello", "/applications", "/balance")
+SERIAL_SECONDS = 2.0
 
 
 # ---- the site -------------------------------------------------------------------------------
@@ -327,6 +328,12 @@ def measure(
     if not cookies:
         print("  no client could log in: no page figures")
         return
+    print(f"  one client alone, {SERIAL_SECONDS:g} s per route (the service time, no queueing):")
+    for route in ROUTES:
+        alone = Phase(route, SERIAL_SECONDS)
+        asyncio.run(hammer(base, cookies[:1], alone))
+        report_phase(alone, None, 0.0)
+    print(f"  {len(cookies)} clients at once, {args.seconds:g} s per route:")
     phases: dict[str, Phase] = {}
     peak = rss_mb(proc.pid)
     for route in ROUTES:
