@@ -325,6 +325,7 @@ def measure(
     print(f"  log-in:  {len(cookies)} clients at once in {wall:.2f} s = {rate:.1f} log-ins/s"
           f"   floor argon2id verify here {floor:.1f}/s (×{rate / floor:.2f})"
           + (f"   failed: {', '.join(failed[:3])}" if failed else ""))  # fmt: skip
+    print(f"  web process RSS after the log-ins: {rss_mb(proc.pid):.1f} MB")
     if not cookies:
         print("  no client could log in: no page figures")
         return
