@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
+from cryptography.fernet import InvalidToken
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -104,6 +105,7 @@ class Attempt:
     ip: str
     user_agent: str
     old_token: str = ""  # the session cookie the browser still had: ended at log-in (7.2.4)
+    device: str = ""  # the device cookie, when it vouches for this login (throttle.login_keys)
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class Outcome:
 def authenticate(rt: Runtime, attempt: Attempt) -> Outcome:
     """Check one log-in (throttled; the same work for an unknown login and a wrong password)."""
     now = rt.clock()
-    keys = throttle.login_keys(attempt.login, attempt.ip)
+    keys = throttle.login_keys(attempt.login, attempt.ip, device=attempt.device)
     with transaction(rt.engine) as session:
         wait = throttle.claim(session, keys, now)
         client = None
@@ -214,18 +216,54 @@ def _store_rehash(session: Session, client_id: int, new_hash: str, now: datetime
     )
 
 
+# --- the device cookie: this browser logged in to this login before ---
+
+DEVICE_DAYS = 180
+
+
+def device_cookie_name(request: Request) -> str:
+    secure = runtime(request).settings.web.secure_cookies
+    return "__Host-mb_device" if secure else "mb_device"
+
+
+def vouched_device(rt: Runtime, cookie: str, login: str) -> str:
+    """The device cookie if it was issued by us for this very login ("" otherwise)."""
+    if not cookie or not login or len(cookie) > 500:
+        return ""
+    try:
+        return cookie if rt.vault.open(cookie) == f"device:{login}" else ""
+    except (InvalidToken, ValueError):
+        return ""
+
+
+def _with_device_cookie(request: Request, response: Response, login: str) -> None:
+    rt = runtime(request)
+    response.set_cookie(
+        device_cookie_name(request),
+        rt.vault.seal(f"device:{login}"),
+        max_age=DEVICE_DAYS * 86400,
+        httponly=True,
+        secure=rt.settings.web.secure_cookies,
+        samesite="lax",
+        path="/",
+    )
+
+
 async def login_submit(request: Request) -> Response:
     form = await request.form(max_files=0, max_fields=10)
     check_login_csrf(request, form)
     login = form.get("login")
+    typed = login.strip()[:MAX_LOGIN] if isinstance(login, str) else ""
+    rt = runtime(request)
     attempt = Attempt(
-        login=login.strip()[:MAX_LOGIN] if isinstance(login, str) else "",
+        login=typed,
         password=secret_field(form, "password", limit=MAX_PASSWORD + 1),
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent", ""),
         old_token=request.cookies.get(cookie_name(request), ""),
+        device=vouched_device(rt, request.cookies.get(device_cookie_name(request), ""), typed),
     )
-    outcome = await run_in_threadpool(authenticate, runtime(request), attempt)
+    outcome = await run_in_threadpool(authenticate, rt, attempt)
     if outcome.wait:
         response = login_page(
             request, status=429, error=too_many(outcome.wait), login=attempt.login
@@ -241,6 +279,7 @@ async def login_submit(request: Request) -> Response:
     response = RedirectResponse(target, status_code=303)
     set_cookie(request, response, outcome.token)
     response.delete_cookie(login_cookie_name(request), path="/")
+    _with_device_cookie(request, response, attempt.login)
     return response
 
 

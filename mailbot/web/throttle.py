@@ -10,6 +10,7 @@ out; a key quiet for `forget` starts again from zero.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,9 +41,18 @@ class Key:
     policy: Policy
 
 
-def login_keys(login: str, ip: str) -> tuple[Key, ...]:
-    """The keys a password attempt counts against: the typed login (known or not), the address."""
-    return (Key(f"login:{login.casefold()}"[:100], LOGIN), Key(f"ip:{ip}"[:100], ADDRESS))
+def login_keys(login: str, ip: str, *, device: str = "") -> tuple[Key, ...]:
+    """The keys a password attempt counts against: the typed login (known or not), the address.
+
+    A browser that already logged in to this login (`device`: its device cookie) counts
+    against its own key instead of the login's, so failures elsewhere never slow the real
+    client down on its own device (OWASP «device cookies»); the address key still applies.
+    """
+    if device:
+        own = Key("device:" + hashlib.sha256(device.encode()).hexdigest()[:40], LOGIN)
+    else:
+        own = Key(f"login:{login.casefold()}"[:100], LOGIN)
+    return (own, Key(f"ip:{ip}"[:100], ADDRESS))
 
 
 def second_factor_key(client_id: int) -> Key:

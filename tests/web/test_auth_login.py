@@ -14,7 +14,15 @@ from mailbot.storage.db import transaction
 from mailbot.storage.models import Client
 from mailbot.web import auth, throttle
 from tests.conftest import FakeClock
-from tests.web.authkit import PASSWORD, add_client, csrf_of, events, live_sessions, log_in
+from tests.web.authkit import (
+    PASSWORD,
+    add_client,
+    browser,
+    csrf_of,
+    events,
+    live_sessions,
+    log_in,
+)
 from tests.web.authkit import web as web
 
 
@@ -164,3 +172,27 @@ def test_first_log_in_forces_the_password_change(rt: Runtime, web: TestClient) -
     assert log_in(web) == "/password"
     r = web.get("/", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/password"
+
+
+def test_attackers_failures_do_not_lock_out_a_known_device(rt: Runtime, web: TestClient) -> None:
+    add_client(rt)
+    assert log_in(web) == "/"
+    assert web.cookies.get("mb_device")
+    web.post("/logout", data={"csrf": csrf_of(web.get("/").text)})
+    with browser(rt) as attacker:
+        for _ in range(throttle.LOGIN.free + 1):
+            _post(attacker, "7707083893", "guess-guess-guess")
+        assert _post(attacker, "7707083893", PASSWORD)[0] == 429
+    assert log_in(web) == "/"  # the real client's browser has its own count
+
+
+def test_a_device_cookie_vouches_only_for_its_own_login(rt: Runtime, web: TestClient) -> None:
+    add_client(rt)
+    add_client(rt, login="5001234567")
+    assert log_in(web, "5001234567") == "/"
+    web.post("/logout", data={"csrf": csrf_of(web.get("/").text)})
+    for _ in range(throttle.LOGIN.free + 1):
+        _post(web, "7707083893", "guess-guess-guess")
+    assert _post(web, "7707083893", PASSWORD)[0] == 429
+    web.cookies.set("mb_device", "forged" * 10)
+    assert _post(web, "7707083893", PASSWORD)[0] == 429
