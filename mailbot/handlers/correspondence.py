@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from mailbot.forms import blank_form_attachments
 from mailbot.handlers import consent
@@ -91,21 +91,42 @@ def _apps_for(session: Session, client: Client | None, sender: str) -> list[Appl
     return [apps[k] for k in sorted(k for k in apps if k is not None)]
 
 
-def status_item(session: Session, app: Application) -> dict[str, Any]:
-    """One application as the status reply (and the web account's list) shows it."""
-    invoice = session.exec(
-        select(Invoice).where(Invoice.application_id == app.id).order_by(col(Invoice.id).desc())
-    ).first()
-    codes = len(session.exec(select(Barcode.id).where(Barcode.application_id == app.id)).all())
-    due = invoice.total - invoice.from_balance if invoice and invoice.status == "issued" else None
-    return {
-        "number": app.number,
-        "created_at": app.created_at,
-        "invoice": invoice,
-        "state_text": STATE_TEXT.get(app.state, app.state),
-        "codes": codes,
-        "due": due,
-    }
+def status_items(session: Session, apps: list[Application]) -> list[dict[str, Any]]:
+    """The applications as the status reply (and the web account's list) shows them.
+
+    Three queries whatever the number of applications: their latest invoices and their
+    code counts are read in bulk.
+    """
+    ids = [a.id for a in apps if a.id is not None]
+    latest: dict[int, Invoice] = {}
+    codes: dict[int, int] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for invoice in session.exec(
+            select(Invoice).where(col(Invoice.application_id).in_(chunk)).order_by(col(Invoice.id))
+        ):
+            latest[invoice.application_id] = invoice
+        counted = session.exec(
+            select(Barcode.application_id, func.count())
+            .where(col(Barcode.application_id).in_(chunk))
+            .group_by(col(Barcode.application_id))
+        )
+        codes.update((app_id, int(n)) for app_id, n in counted)
+    items = []
+    for app in apps:
+        last = latest.get(app.id or 0)
+        due = last.total - last.from_balance if last and last.status == "issued" else None
+        items.append(
+            {
+                "number": app.number,
+                "created_at": app.created_at,
+                "invoice": last,
+                "state_text": STATE_TEXT.get(app.state, app.state),
+                "codes": codes.get(app.id or 0, 0),
+                "due": due,
+            }
+        )
+    return items
 
 
 def status_reply(c: Context) -> str:
@@ -118,7 +139,7 @@ def status_reply(c: Context) -> str:
     apps = _apps_for(session, client, sender) if sender else []
     if not apps:
         return instructions(c, blank_form_attachments(rt.product_types))
-    items = [status_item(session, app) for app in apps]
+    items = status_items(session, apps)
     reply(
         c,
         Answer(

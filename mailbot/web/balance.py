@@ -32,7 +32,12 @@ from mailbot.storage.models import Client
 from mailbot.web.status import when
 from mailbot.web.visit import Visit, not_found, page, render
 
-MOVEMENT_TEXT = {"balance_credited": "Поступление", "balance_used": "Оплата заявки"}
+MOVEMENT_TEXT = {
+    "balance_credited": "Поступление",
+    "balance_used": "Оплата заявки",
+    "balance_returned": "Возврат с аннулированного счёта",
+    "balance_reversed": "Отмена ошибочного платежа",
+}
 AMOUNT_TEXT = "Укажите сумму в рублях, например 5 000 или 5000,00."
 AMOUNT_ERRORS = {
     "negative": "Сумма должна быть больше нуля.",
@@ -77,7 +82,7 @@ def movement_line(m: Movement) -> Line:
     elif ref.startswith("EAN-"):
         ref = f"заявка {ref}"
     elif ref:
-        ref = f"переплата по счёту № {ref}" if m.amount > 0 else f"счёт № {ref}"
+        ref = f"переплата по счёту № {ref}" if m.event == "balance_credited" else f"счёт № {ref}"
     sign = "+" if m.amount > 0 else "−"
     return Line(
         at=when(m.at),

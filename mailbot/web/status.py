@@ -1,7 +1,7 @@
 """«Заявки и коды»: the client's applications and orders, one application (state, timeline,
 products with their codes, invoices) and its downloads.
 
-Every figure is the status reply's (`handlers.correspondence.status_item`), and every file is
+Every figure is the status reply's (`handlers.correspondence.status_items`), and every file is
 made by the function that makes the mailed one: the registry and the certificate by
 `issuance.issue.documents` from `issued_codes`, the images by `documents.barcodes.images_zip`,
 an invoice by `render_invoice_pdf(invoice_doc(...))`. Objects are found through `owned`.
@@ -25,7 +25,7 @@ from mailbot.billing.money import format_rub
 from mailbot.documents.barcodes import images_zip
 from mailbot.documents.invoice_pdf import render_invoice_pdf
 from mailbot.documents.model import IssuedCode, short_date
-from mailbot.handlers.correspondence import status_item
+from mailbot.handlers.correspondence import status_items
 from mailbot.issuance.issue import documents, issued_codes
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Application, Barcode, Client, Event, Invoice, ProductRow
@@ -51,6 +51,8 @@ EVENT_TEXT = {
     "issuance_failed": "Выдача задерживается, мы уже разбираемся",
     "issuance_requeued": "Выдача возобновлена",
     "codes_issued": "Штрихкоды выданы, документы отправлены на почту",
+    "payment_reversed": "Оплата отменена бухгалтерией",
+    "invoice_unpaid": "Оплата счёта отменена",
     "invoice_cancelled": "Счёт аннулирован",
 }
 MIRRORED = {"invoice_created", "invoice_paid"}  # repeated by an application event
@@ -93,12 +95,15 @@ def _row(item: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def _applications(v: Visit) -> Response:
     with transaction(v.rt.engine) as session:
-        apps = session.exec(
-            select(Application)
-            .where(Application.client_id == v.client_id)
-            .order_by(col(Application.id).desc())
-        ).all()
-        rows = [_row(status_item(session, a), a.kind) for a in apps]
+        apps = list(
+            session.exec(
+                select(Application)
+                .where(Application.client_id == v.client_id)
+                .order_by(col(Application.id).desc())
+            )
+        )
+        items = status_items(session, apps)
+    rows = [_row(item, a.kind) for a, item in zip(apps, items, strict=True)]
     return render(v, v.request, "applications.html.j2", rows=rows)
 
 
@@ -184,14 +189,14 @@ def _application(v: Visit) -> Response:
         )
         numbers = {i.id: i.number for i in invoices if i.id is not None}
         steps = timeline(_events(session, app_id, list(numbers)), numbers)
-        item = _row(status_item(session, app), app.kind)
+        [status] = status_items(session, [app])
         products = _products(session, app_id)
         rows = [_invoice_row(i) for i in invoices]
     return render(
         v,
         v.request,
         "application.html.j2",
-        app=item,
+        app=_row(status, app.kind),
         steps=steps,
         products=products,
         invoices=rows,

@@ -72,7 +72,11 @@ def anonymous(rt: Runtime) -> TestClient:
 def logged_in(rt: Runtime, login: str) -> TestClient:
     """A browser of the app logged in as `login`."""
     browser = TestClient(create_app(rt))
-    answer = browser.post("/login", data={"login": login, "password": PASSWORD})
+    form = {"login": login, "password": PASSWORD}
+    token = _CSRF.search(browser.get("/login").text)  # the log-in form's own token, if any
+    if token is not None:
+        form["csrf"] = token.group(1)
+    answer = browser.post("/login", data=form)
     assert answer.status_code == 200 and answer.url.path == "/", answer.text[:300]
     return browser
 

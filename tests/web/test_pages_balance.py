@@ -7,18 +7,20 @@ import html
 import re
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session
 
+from mailbot.billing.ledger import Movement
 from mailbot.billing.money import VatMode
 from mailbot.billing.payments import import_file
 from mailbot.parsers.bank_statement_1c import find_invoice_numbers
 from mailbot.runtime import Runtime
 from mailbot.storage.models import Client
-from mailbot.web.balance import topup_purpose
+from mailbot.web.balance import movement_line, topup_purpose
 from tests.fixtures.statements import OUR_ACCOUNT, incoming, statement_bytes
 from tests.web.accounts import (
     INN_A,
@@ -154,3 +156,27 @@ def test_the_topup_purpose_never_names_an_invoice_for_any_vat_mode(mode: VatMode
 def test_the_qr_needs_a_log_in(rt: Runtime) -> None:
     answer = anonymous(rt).get("/balance/qr.png?amount=10", follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"] == "/login"
+
+
+@pytest.mark.parametrize(
+    ("event", "amount", "ref", "text", "ground"),
+    [
+        ("balance_credited", "700.00", "payment 5", "Поступление", "платёж из банковской выписки"),
+        ("balance_credited", "50.00", "2026-00012", "Поступление",
+         "переплата по счёту № 2026-00012"),
+        ("balance_used", "-500.00", "EAN-2026-000003", "Оплата заявки", "заявка EAN-2026-000003"),
+        ("balance_returned", "500.00", "2026-00013", "Возврат с аннулированного счёта",
+         "счёт № 2026-00013"),
+        ("balance_reversed", "-700.00", "payment 5", "Отмена ошибочного платежа",
+         "платёж из банковской выписки"),
+        ("balance_adjusted", "1.00", "", "balance_adjusted", ""),
+    ],
+)  # fmt: skip
+def test_every_movement_is_said_in_russian_with_its_ground_and_sign(
+    event: str, amount: str, ref: str, text: str, ground: str
+) -> None:
+    at = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    line = movement_line(Movement(at, event, Decimal(amount), Decimal("1000.00"), ref))
+    assert (line.text, line.ref, line.balance) == (text, ground, "1 000,00")
+    assert line.amount[0] == ("+" if Decimal(amount) > 0 else "−")
+    assert line.incoming == (Decimal(amount) > 0)
