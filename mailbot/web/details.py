@@ -120,8 +120,9 @@ def _submit(v: Visit) -> Response:
         else:
             contacts.request_web_change(session, v.rt, client, changes)
             refused = {}
-    if refused:
-        return _page(v, 400, errors=refused, values=sent)
+    if refused:  # what was typed stays; a field left empty shows the value on file
+        values = {name: sent[name] or current[name] for name in FIELDS}
+        return _page(v, 400, errors=refused, values=values)
     return RedirectResponse("/details?sent=1", status_code=303)
 
 
@@ -130,7 +131,8 @@ def _password_error(v: Visit, session: Session, client: Client) -> dict[str, str
 
     A wrong password is an event, as a failed log-in is.
     """
-    password = field(v.form, "password", limit=129)
+    sent = v.form.get("password") if v.form is not None else None
+    password = sent[:129] if isinstance(sent, str) else ""  # as typed: log-in does not strip
     if not password:
         return {"password": "Чтобы сменить e-mail, введите текущий пароль."}
     if client.password_hash and verify_password(client.password_hash, password):

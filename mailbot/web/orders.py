@@ -4,7 +4,7 @@ The upload goes the way an e-mailed list goes, through the same functions:
 - size: the request body is counted while it is read and refused (413) past
   `[limits] max_attachment_bytes` (plus the form's own few bytes), before anything is stored;
 - archive first: the file is wrapped in an RFC 5322 message from the client's registered
-  address (`web_message`) and archived like received mail (content-addressed .eml under
+  address (`envelope`) and archived like received mail (content-addressed .eml under
   `var/archive`, an `InboundMessage` row with a `web:` key), so `mailbot log`, `messages
   list` and the order's `products_inbound_id` see it as they see a mailed list. A message
   rather than a bare file because every reader of the archive (filing.attached_file, the
@@ -13,9 +13,11 @@ The upload goes the way an e-mailed list goes, through the same functions:
   acknowledged (there is no mailbox to move it out of): the daemon does not take it, unless
   this process dies before processing it; then the daemon files it as an e-mailed order
   (a confirmation code before the balance is used), and nothing is lost;
-- the message is read back with `read_message` and the list parsed by
-  `handlers.orders.read_products`: the guarded parse worker (memory cap, deadline) and the
-  parser's zip/XML limits, exactly as for mail;
+- the attachment is picked and checked by the mail path's filing (`filing.pick`,
+  `wrong_format`, `missing_file`) and the list parsed by `handlers.orders.read_products`:
+  the guarded parse worker (memory cap, deadline) and the parser's zip/XML limits, exactly
+  as a mailed attachment. The message's own MIME is ours, so it is not parsed again in the
+  worker (see `archive_upload`);
 - problems are shown on the page with the sentences of the reply mail (mail.problem_text);
   nothing is opened for a list with problems (the client uploads a corrected one; by mail
   the thread's needs_fix application is what a correction attaches to);
@@ -26,7 +28,10 @@ The upload goes the way an e-mailed list goes, through the same functions:
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import re
+import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,12 +51,11 @@ from mailbot.handlers import orders
 from mailbot.handlers.context import Context
 from mailbot.handlers.filing import PRODUCTS_LABEL, missing_file, pick, wrong_format
 from mailbot.invariant import InvariantError
-from mailbot.mail.archive import read_raw, store_raw
-from mailbot.mail.message import ParsedMessage
+from mailbot.mail.archive import store_raw
+from mailbot.mail.message import Attachment, ParsedMessage, parse_message
 from mailbot.mail.problem_text import count_phrase, problem_groups
-from mailbot.mail.reading import Unreadable, read_message
 from mailbot.mail.render import new_message_id, one_line
-from mailbot.parsers.problems import Document, Location, Problem, ProblemCode
+from mailbot.parsers.problems import Document, Problem
 from mailbot.parsers.products_xlsx import ProductRow as ParsedRow
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
@@ -118,8 +122,9 @@ def _submit(v: Visit) -> Response:
     if len(data) > limit:
         return _too_large(v)
     name = upload_name(upload.filename)
-    inbound_id = archive_upload(v.rt, v.client, name, data)
-    filed = file_upload(v.rt, inbound_id, v.client_id)
+    upload_row = archive_upload(v.rt, v.client, name, data)
+    del data
+    filed = file_upload(v.rt, upload_row, v.client_id)
     if filed.problems:
         groups = problem_groups(filed.problems, v.rt.env)
         return _page(v, problems=groups, count=count_phrase(len(filed.problems)))
@@ -130,34 +135,39 @@ def _submit(v: Visit) -> Response:
     return RedirectResponse(f"/applications/{filed.placed.app.number}", status_code=303)
 
 
+_submit_action = action(_submit)
+
+
 async def submit(request: Request) -> Response:
     """POST /order: the body is counted while read; past the limit it is refused (413)."""
     cap = runtime(request).settings.limits.max_attachment_bytes + FORM_OVERHEAD
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
         return await _refuse(request, 0)
-    seen = [0]
+    seen, more = [0], [True]
 
     async def counted() -> Message:
         message = await request.receive()
         if message["type"] == "http.request":
             seen[0] += len(message.get("body", b""))
+            more[0] = bool(message.get("more_body", False))
             if seen[0] > cap:
                 raise UploadTooLarge
         return message
 
     capped = Request(request.scope, counted)
     try:
-        response: Response = await action(_submit)(capped)
+        response: Response = await _submit_action(capped)
     except UploadTooLarge:
-        return await _refuse(request, seen[0], more=True)
+        return await _refuse(request, seen[0], more=more[0])
     return response
 
 
-async def _refuse(request: Request, read: int, *, more: bool = False) -> Response:
+async def _refuse(request: Request, read: int, *, more: bool = True) -> Response:
     """The 413 page; the rest of the body is read and dropped (bounded), so a browser gets
-    the page rather than a reset connection."""
-    await _drain(request.receive, read, more=more or read == 0)
+    the page rather than a reset connection. Never asks for more once the body has ended
+    (an ASGI server would wait there for the client to disconnect)."""
+    await _drain(request.receive, read, more=more)
     return await run_in_threadpool(page(_too_large), request)
 
 
@@ -180,11 +190,16 @@ def upload_name(name: str) -> str:
     return base or "file"
 
 
-def web_message(
-    client: Client, rt: Runtime, upload: tuple[str, bytes], *, message_id: str, date: datetime
-) -> bytes:
-    """The upload as the mail it stands for: from the client's registered address to us."""
-    name, data = upload
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded file, archived as the message `inbound_id`, and that message as parsed."""
+
+    inbound_id: int
+    msg: ParsedMessage
+
+
+def envelope(client: Client, rt: Runtime, *, message_id: str, date: datetime) -> EmailMessage:
+    """The mail an upload stands for, from the client's registered address to us."""
     msg = EmailMessage()
     msg["From"] = client.email
     msg["To"] = rt.settings.service.email
@@ -193,18 +208,45 @@ def web_message(
     msg["Message-ID"] = message_id
     msg["X-Mailbot-Channel"] = "web"
     msg.set_content("Перечень продукции загружен в личном кабинете.\n")
-    msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
-    return bytes(msg)
+    return msg
 
 
-def archive_upload(rt: Runtime, client: Client, name: str, data: bytes) -> int:
-    """Archive the upload as a message (fsync, then the row, committed); the row's id.
+def with_attachment(mail: EmailMessage, name: str, data: bytes) -> bytes:
+    """The bytes of `mail` with `data` attached (base64), as the email package makes them.
 
-    The row is leased by this process and acknowledged: the daemon leaves it alone.
+    The email package holds a 20 MB attachment four times over while it encodes it; here
+    the part is built around a random stand-in, which the file's base64 then replaces,
+    encoded in slices into one buffer.
+    """
+    stand_in = secrets.token_bytes(48)  # 64 base64 characters: one line, found once
+    mail.add_attachment(stand_in, maintype="application", subtype="octet-stream", filename=name)
+    before, found, after = bytes(mail).partition(base64.b64encode(stand_in))
+    if not found:
+        raise InvariantError("the stand-in is in the message")
+    out = bytearray(before)
+    step = 57 * 1024  # 1024 lines of 76 characters at a time
+    for start in range(0, len(data), step):
+        out += base64.encodebytes(data[start : start + step])
+    if out.endswith(b"\n"):
+        del out[-1]
+    out += after
+    return bytes(out)
+
+
+def archive_upload(rt: Runtime, client: Client, name: str, data: bytes) -> Upload:
+    """Archive the upload as a message (fsync, then the row, committed).
+
+    The row is leased by this process and acknowledged: the daemon leaves it alone. The
+    message is parsed as the mail parser would see it without reading it back: its header
+    and text are ours (parsed directly, small), its one attachment is the upload's bytes
+    (parsed later in the guarded worker, as an attachment is); no 20 MB copy goes to the
+    worker and back.
     """
     now = rt.clock()
     message_id = new_message_id(rt.settings.service.domain)
-    raw = web_message(client, rt, (name, data), message_id=message_id, date=now)
+    mail = envelope(client, rt, message_id=message_id, date=now)
+    head = parse_message(bytes(mail))
+    raw = with_attachment(mail, name, data)
     sha, rel = store_raw(rt.settings.archive_dir, raw)
     key = f"web:order:{client.id}:{uuid.uuid4().hex}"
     with transaction(rt.engine) as session:
@@ -238,7 +280,9 @@ def archive_upload(rt: Runtime, client: Client, name: str, data: bytes) -> int:
             correlation_id=row.correlation_id,
             data={"key": key, "size": len(raw), "channel": "web"},
         )
-        return row.id
+        inbound_id = row.id
+    attached = Attachment(filename=name, content_type="application/octet-stream", data=data)
+    return Upload(inbound_id, dataclasses.replace(head, attachments=(attached,)))
 
 
 @dataclass(frozen=True)
@@ -260,40 +304,25 @@ def _checked(rt: Runtime, msg: ParsedMessage) -> tuple[list[ParsedRow], list[Pro
     return rows, problems + found
 
 
-def _unreadable(why: Unreadable) -> Problem:
-    """A message we built that the guarded reader gave up on: the file is too complex."""
-    params = {"reason": "time" if why.problem == "time" else "memory", **why.params}
-    return Problem(
-        ProblemCode.file_too_complex,
-        Location(file=PRODUCTS_LABEL, document=Document.products),
-        params=params,
-    )
-
-
-def file_upload(rt: Runtime, inbound_id: int, client_id: int) -> Filed:
-    """Read the archived upload back, check the list, and place the order when it is valid.
+def file_upload(rt: Runtime, upload: Upload, client_id: int) -> Filed:
+    """Check the archived upload's list and place the order when it is valid.
 
     The parse runs before the write transaction (it may take up to the parse deadline).
     """
+    rows, problems = _checked(rt, upload.msg)
+    if not problems and not rows:  # the parser names an empty list; kept as the mail path's
+        problems = [missing_file(Document.products, PRODUCTS_LABEL)]
     with transaction(rt.engine) as session:
-        archived = session.get(InboundMessage, inbound_id)
-        if archived is None:
-            raise InvariantError("archived messages are never deleted")
-        raw = read_raw(rt.settings.archive_dir, archived.archive_path)
-    msg = read_message(raw, rt.settings.limits)
-    rows, problems = ([], [_unreadable(msg)]) if isinstance(msg, Unreadable) else _checked(rt, msg)
-    if not problems and not rows:
-        problems = [missing_file(Document.products, PRODUCTS_LABEL)]  # cannot happen: parser
-    with transaction(rt.engine) as session:
-        inbound = session.get(InboundMessage, inbound_id, with_for_update=True)
+        inbound = session.get(InboundMessage, upload.inbound_id, with_for_update=True)
         client = session.get(Client, client_id)
         if inbound is None or client is None:
             raise InvariantError("inbound row and client exist")
         if inbound.status != InboundStatus.archived:  # the daemon took it over (we were slow)
             return Filed(taken_over=True)
         placed = None
-        if not problems and isinstance(msg, ParsedMessage):
-            placed = orders.place_order(Context(session, rt, inbound, msg, raw, None, client), rows)
+        if not problems:
+            c = Context(session, rt, inbound, upload.msg, b"", None, client)
+            placed = orders.place_order(c, rows)
         _settle(session, rt, inbound, placed, len(problems))
     return Filed(problems, placed)
 

@@ -53,7 +53,11 @@ def add_client(
 def browser(rt: Runtime, login: str) -> TestClient:
     """A TestClient logged in as `login` (redirects are not followed)."""
     web = TestClient(create_app(rt), follow_redirects=False)
-    r = web.post("/login", data={"login": login, "password": PASSWORD})
+    form = {"login": login, "password": PASSWORD}
+    token = _CSRF.search(web.get("/login").text)  # the log-in form's own token, if it has one
+    if token is not None:
+        form["csrf"] = token.group(1)
+    r = web.post("/login", data=form)
     assert r.status_code == 303 and r.headers["location"] == "/", r.text
     return web
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from decimal import Decimal
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx2
@@ -26,6 +27,7 @@ from mailbot.storage.models import (
     OutboxMessage,
     ProductRow,
 )
+from mailbot.web.orders import with_attachment
 from tests.web.pages2 import ON_POSTGRESQL, ON_SQLITE, add_client, browser, csrf
 
 HOSTILE = Path(__file__).resolve().parents[1] / "corpus" / "hostile"
@@ -47,7 +49,8 @@ def _applications(rt: Runtime) -> list[Application]:
 def _valid_list_becomes_an_invoiced_order(rt: Runtime) -> None:
     client_id = add_client(rt)
     web = browser(rt, "7707083893")
-    r = _upload(web, forms.sample_products_xlsx())
+    sent = forms.sample_products_xlsx()  # (its zip entries carry the time: made once)
+    r = _upload(web, sent)
     assert r.status_code == 303
     with Session(rt.engine) as s:
         [app] = s.exec(select(Application)).all()
@@ -63,7 +66,7 @@ def _valid_list_becomes_an_invoiced_order(rt: Runtime) -> None:
         assert inbound.status == "processed" and inbound.acknowledged and inbound.kind == "order"
         assert inbound.lease_owner == "" and inbound.from_addr == "boss@client.test"
         archived = parse_message(read_raw(rt.settings.archive_dir, inbound.archive_path))
-        assert archived.attachments[0].data == forms.sample_products_xlsx()
+        assert archived.attachments[0].data == sent
         # the invoice mail of the order flow goes to the registered address
         [mail] = s.exec(select(OutboxMessage).where(OutboxMessage.kind == "invoice")).all()
         assert mail.recipients == ["boss@client.test"] and mail.application_id == app.id
@@ -134,12 +137,13 @@ def test_an_oversized_upload_is_refused_before_anything_is_stored(rt: Runtime) -
 
 
 @ON_SQLITE
-def test_a_zip_bomb_is_refused_by_the_mail_limits(rt: Runtime) -> None:
+def test_a_zip_bomb_and_an_entity_bomb_are_refused_by_the_mail_limits(rt: Runtime) -> None:
     add_client(rt)
     web = browser(rt, "7707083893")
-    r = _upload(web, (HOSTILE / "bomb-ratio.xlsx").read_bytes(), name="bomb-ratio.xlsx")
-    assert r.status_code == 200
-    assert "bomb-ratio.xlsx" in r.text and "нужно исправить 1 ошибку" in r.text
+    for name in ("bomb-ratio.xlsx", "billion-laughs.xlsx"):
+        r = _upload(web, (HOSTILE / name).read_bytes(), name=name)
+        assert r.status_code == 200
+        assert name in r.text and "нужно исправить 1 ошибку" in r.text
     assert _applications(rt) == []
 
 
@@ -213,3 +217,15 @@ def test_the_order_page_offers_the_blank_list_and_a_labelled_file_field(rt: Runt
     assert blank.headers["content-disposition"].startswith("attachment")
     anonymous = TestClient(web.app, follow_redirects=False)
     assert anonymous.get("/order").headers["location"] == "/login"
+
+
+def test_the_archived_message_carries_the_upload_byte_for_byte() -> None:
+    name = "Перечень «Ромашка» — " + "очень длинное имя " * 8 + ".xlsx"
+    for size in (0, 1, 57, 58, 57 * 1024, 57 * 1024 + 1, 300_000):
+        data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        mail = EmailMessage()
+        mail["From"], mail["Subject"] = "boss@client.test", "Заказ"
+        mail.set_content("Текст\n")
+        parsed = parse_message(with_attachment(mail, name, data))
+        [att] = parsed.attachments
+        assert (att.filename, att.data, parsed.text.strip()) == (name, data, "Текст")
