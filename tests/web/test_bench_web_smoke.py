@@ -38,5 +38,5 @@ def test_bench_web_prints_its_figures_on_sqlite() -> None:
     for route in ("/hello", "/applications", "/balance"):
         line = next((x for x in out.splitlines() if x.strip().startswith(route)), "")
         assert "p50" in line and "p99" in line and "req/s" in line, out
-    assert "status p99 / hello p99" in out
+    assert "status p99 / hello p99" in out and "saturated: status page" in out
     assert "web process RSS peak" in out
