@@ -23,7 +23,8 @@ def web_command(
     rt = runtime()
     web = rt.settings.web
     host, bind_port = listen or web.listen, port or web.port
-    out.print(f"serving the personal account on http://{host}:{bind_port} ({web.base_url})")
+    out.print(f"serving the personal account on http://{host}:{bind_port}")
+    out.print(f"clients log in at {web.base_url.rstrip('/')}/login")
     uvicorn.run(
         create_app(rt),
         host=host,

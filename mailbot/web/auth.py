@@ -8,6 +8,7 @@ yet): a random value in a `__Host-` cookie and the same value in a hidden field.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,7 @@ from mailbot.storage.models import Client
 from mailbot.storage.models_web import WebSession
 from mailbot.storage.queries import record_event
 from mailbot.web import sessions, throttle
+from mailbot.web.notices import notify_change
 from mailbot.web.passwords import MAX_LENGTH, dummy_hash, password_problem
 from mailbot.web.visit import (
     Visit,
@@ -46,6 +48,7 @@ log = structlog.get_logger()
 MAX_LOGIN = 40  # Client.login
 MIN_PASSWORD, MAX_PASSWORD = 8, MAX_LENGTH  # kept for callers of the skeleton
 WRONG = "Неверный логин или пароль."
+LOGIN_SHAPE = re.compile(r"[0-9]{10,12}(-[0-9]{9})?")  # INN or INN-KPP
 
 
 def too_many(seconds: int) -> str:
@@ -166,14 +169,16 @@ def _failed(rt: Runtime, attempt: Attempt, client: Client | None, now: datetime)
                 at=now,
                 data={"ip": attempt.ip},
             )
-        else:  # an unknown login: the event log's "web" entity (id 0) keeps what was typed
+        else:  # an unknown login: the event log's "web" entity (id 0) keeps what was typed,
+            # unless it is no login at all (a password typed into the wrong field)
+            typed = attempt.login if LOGIN_SHAPE.fullmatch(attempt.login) else "(not a login)"
             record_event(
                 session,
                 entity="web",
                 entity_id=0,
                 event="web_login_failed",
                 at=now,
-                data={"ip": attempt.ip, "login": attempt.login},
+                data={"ip": attempt.ip, "login": typed},
             )
     log.info("web_login_failed", ip=attempt.ip, known=client is not None)
 
@@ -354,6 +359,7 @@ def change_password(session: Session, v: Visit, new: str, now: datetime) -> str:
     record_event(
         session, entity="client", entity_id=v.client_id, event="web_password_changed", at=now
     )
+    notify_change(session, v.rt, client, change="password", ip=client_ip(v.request), now=now)
     sessions.end_all(session, v.client_id, "password", now)
     return sessions.start(
         session,

@@ -14,8 +14,9 @@ _BASE = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-opener-policy", b"same-origin"),
-    (b"cache-control", b"no-store"),
 ]
+NO_STORE = (b"cache-control", b"no-store")  # pages: nothing personal left in a shared cache
+STATIC = (b"cache-control", b"public, max-age=86400")  # the style sheet: same for everyone
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
@@ -31,10 +32,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        ours = [*self.headers, STATIC if scope["path"].startswith("/static/") else NO_STORE]
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in self.headers if k not in names]
+                extra = [(k, v) for k, v in ours if k not in names]
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 

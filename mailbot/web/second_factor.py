@@ -29,6 +29,7 @@ from mailbot.storage.models_web import RecoveryCode, WebSession
 from mailbot.storage.queries import record_event
 from mailbot.web import sessions, throttle
 from mailbot.web.auth import recheck_password, set_cookie, too_many
+from mailbot.web.notices import notify_change
 from mailbot.web.visit import Visit, action, client_ip, field, page, render, secret_field
 
 log = structlog.get_logger()
@@ -172,9 +173,13 @@ def _login_submit(v: Visit) -> Response:
         else:
             throttle.release(session, reset=(key,))
             record_event(
-                session, entity="client", entity_id=v.client_id, event="web_totp_passed",
-                at=now, data=proof,
-            )  # fmt: skip
+                session,
+                entity="client",
+                entity_id=v.client_id,
+                event="web_totp_passed",
+                at=now,
+                data=proof,
+            )
             token = _full_session(session, v, now)
     if not token:
         errors = {"code": "Код не подошёл. Проверьте время на телефоне или введите резервный код."}
@@ -267,9 +272,14 @@ def _enable(v: Visit) -> Response:
         for code in codes:
             session.add(RecoveryCode(client_id=v.client_id, code_hash=recovery_hash(code)))
         record_event(
-            session, entity="client", entity_id=v.client_id, event="web_totp_enabled",
-            at=now, data={"step": step},
-        )  # fmt: skip
+            session,
+            entity="client",
+            entity_id=v.client_id,
+            event="web_totp_enabled",
+            at=now,
+            data={"step": step},
+        )
+        notify_change(session, v.rt, client, change="totp_on", ip=client_ip(v.request), now=now)
         sessions.end_all(session, v.client_id, "factor", now, keep=v.session.id)
     return render(v, v.request, "totp-codes.html.j2", codes=codes)
 
@@ -287,6 +297,9 @@ def _disable(v: Visit) -> Response:
         if client is not None:
             client.totp_secret = None
             session.add(client)
+            notify_change(
+                session, v.rt, client, change="totp_off", ip=client_ip(v.request), now=now
+            )
         session.execute(delete(RecoveryCode).where(col(RecoveryCode.client_id) == v.client_id))
         record_event(
             session, entity="client", entity_id=v.client_id, event="web_totp_disabled", at=now

@@ -3,6 +3,9 @@
 A page is a plain function `(visit) -> Response`; `page()` and `action()` wrap it:
 - `page()` (GET): a valid session or a redirect to the log-in page;
 - `action()` (POST): the same, plus the form, refused with 403 when its CSRF token is wrong.
+Both accept only fully logged-in sessions by default (`stages=("full",)`); the second step
+of a log-in with TOTP passes `stages=("totp",)`. A client who must change its password
+reaches only /password and /logout.
 Every object a page takes by id is looked up with the client's id in the query (`owned`),
 so another client's object is 404, never 403 (it does not reveal that it exists).
 """

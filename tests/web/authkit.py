@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime
 
+import pyotp
 import pytest
 from sqlmodel import select
 from starlette.testclient import TestClient
@@ -18,6 +20,7 @@ from mailbot.storage.db import transaction
 from mailbot.storage.models import Client, Event
 from mailbot.storage.models_web import WebSession
 from mailbot.web.app import create_app
+from tests.conftest import FakeClock
 
 PASSWORD = "Kj8-tundra-violet-42"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -95,3 +98,28 @@ def post_form(web: TestClient, path: str, page: str, **data: str) -> tuple[int, 
     token = csrf_of(web.get(page).text)
     r = web.post(path, data={"csrf": token, **data}, follow_redirects=False)
     return r.status_code, r.text, r.headers.get("location", "")
+
+
+PENDING = re.compile(r'name="pending" value="([^"]+)"')
+SECRET = re.compile(r'<code class="secret">([A-Z2-7 ]+)</code>')
+CODE = re.compile(r"<li><code>([a-z0-9-]+)</code></li>")
+
+
+def code_at(secret: str, when: datetime) -> str:
+    return pyotp.TOTP(secret).at(when)
+
+
+def enable(web: TestClient, clock: FakeClock) -> tuple[str, list[str]]:
+    """Turn TOTP on as the page asks; returns the secret and the recovery codes shown."""
+    html = web.get("/security/totp").text
+    pending = PENDING.search(html)
+    secret = SECRET.search(html)
+    assert pending and secret and 'src="data:image/svg+xml' in html
+    key = secret.group(1).replace(" ", "")
+    r = web.post(
+        "/security/totp",
+        data={"csrf": csrf_of(html), "pending": pending.group(1), "code": code_at(key, clock())},
+        follow_redirects=False,
+    )
+    assert r.status_code == 200, r.text
+    return key, CODE.findall(r.text)

@@ -78,6 +78,11 @@ def test_failures_are_events_of_the_client_or_of_the_web(rt: Runtime, web: TestC
     assert failed[1].data["login"] == "5000000000"
 
 
+def test_a_password_typed_as_login_is_not_kept(rt: Runtime, web: TestClient) -> None:
+    _post(web, "my secret words", "")
+    assert events(rt, "web_login_failed")[0].data["login"] == "(not a login)"
+
+
 def test_login_form_without_its_csrf_token_is_refused(rt: Runtime, web: TestClient) -> None:
     add_client(rt)
     web.get("/login")

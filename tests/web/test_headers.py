@@ -45,8 +45,10 @@ def test_hsts_only_when_served_over_https(rt: Runtime) -> None:
     assert r.headers["strict-transport-security"].startswith("max-age=31536000")
 
 
-def test_pages_are_not_cached(rt: Runtime, web: TestClient) -> None:
+def test_pages_are_not_cached_the_style_sheet_is(rt: Runtime, web: TestClient) -> None:
     assert web.get("/login").headers["cache-control"] == "no-store"
+    assert web.get("/no-such-page").headers["cache-control"] == "no-store"
+    assert web.get("/static/style.css").headers["cache-control"].startswith("public")
 
 
 @pytest.mark.parametrize("template", sorted(TEMPLATES.glob("*.j2")), ids=lambda p: p.name)

@@ -19,8 +19,9 @@ def test_page_lists_live_sessions_and_marks_this_device(rt: Runtime, web: TestCl
         log_in(web)
         html = web.get("/security").text
     assert "Phone Browser 1.0" in html and "Desk Browser 2.0" in html
-    assert html.count("(это устройство)") == 1
-    assert html.index("Desk Browser 2.0") < html.index("(это устройство)")
+    assert html.count("Это устройство.") == 1
+    assert html.index("Это устройство.") < html.index("Desk Browser 2.0")
+    assert html.index("Desk Browser 2.0") < html.index("Phone Browser 1.0")  # newest first
     assert html.count("Завершить") == len(live_sessions(rt, cid)) == 2
 
 

@@ -4,8 +4,6 @@ hashed, log-in in two steps, one-time codes, throttled guessing, disabling needs
 from __future__ import annotations
 
 import hashlib
-import re
-from datetime import datetime
 
 import pyotp
 import pytest
@@ -18,32 +16,19 @@ from mailbot.storage.models import Client
 from mailbot.storage.models_web import RecoveryCode
 from mailbot.web import second_factor, throttle
 from tests.conftest import FakeClock
-from tests.web.authkit import PASSWORD, add_client, csrf_of, events, log_in, post_form
+from tests.web.authkit import (
+    PASSWORD,
+    PENDING,
+    SECRET,
+    add_client,
+    code_at,
+    csrf_of,
+    enable,
+    events,
+    log_in,
+    post_form,
+)
 from tests.web.authkit import web as web
-
-PENDING = re.compile(r'name="pending" value="([^"]+)"')
-SECRET = re.compile(r'<code class="secret">([A-Z2-7 ]+)</code>')
-CODE = re.compile(r"<li><code>([a-z0-9-]+)</code></li>")
-
-
-def code_at(secret: str, when: datetime) -> str:
-    return pyotp.TOTP(secret).at(when)
-
-
-def enable(web: TestClient, clock: FakeClock) -> tuple[str, list[str]]:
-    """Turn TOTP on as the page asks; returns the secret and the recovery codes shown."""
-    html = web.get("/security/totp").text
-    pending = PENDING.search(html)
-    secret = SECRET.search(html)
-    assert pending and secret and 'src="data:image/svg+xml' in html
-    key = secret.group(1).replace(" ", "")
-    r = web.post(
-        "/security/totp",
-        data={"csrf": csrf_of(html), "pending": pending.group(1), "code": code_at(key, clock())},
-        follow_redirects=False,
-    )
-    assert r.status_code == 200, r.text
-    return key, CODE.findall(r.text)
 
 
 def test_enabling_shows_ten_codes_once_and_stores_only_sealed_and_hashed(
@@ -96,9 +81,12 @@ def test_a_pending_secret_of_another_session_is_refused(
     post_form(web, "/logout", "/")
     log_in(web)
     status, body, _ = post_form(
-        web, "/security/totp", "/security/totp", pending=pending.group(1),
+        web,
+        "/security/totp",
+        "/security/totp",
+        pending=pending.group(1),
         code=code_at(key, clock()),
-    )  # fmt: skip
+    )
     assert status == 400 and "Форма устарела" in body
 
 
