@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from mailbot import forms
 from mailbot.mail.archive import read_raw
 from mailbot.mail.message import parse_message
+from mailbot.pipeline import process_pending
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import (
@@ -27,7 +28,8 @@ from mailbot.storage.models import (
     OutboxMessage,
     ProductRow,
 )
-from mailbot.web.orders import with_attachment
+from mailbot.web.orders import archive_upload, with_attachment
+from tests.conftest import FakeClock
 from tests.web.pages2 import ON_POSTGRESQL, ON_SQLITE, add_client, browser, csrf
 
 HOSTILE = Path(__file__).resolve().parents[1] / "corpus" / "hostile"
@@ -229,3 +231,26 @@ def test_the_archived_message_carries_the_upload_byte_for_byte() -> None:
         parsed = parse_message(with_attachment(mail, name, data))
         [att] = parsed.attachments
         assert (att.filename, att.data, parsed.text.strip()) == (name, data, "Текст")
+
+
+@ON_SQLITE
+def test_an_upload_left_by_a_dead_web_process_is_filed_by_the_daemon(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    """Archived first: a web process killed before filing loses nothing (the mail path
+    files it once its lease is over, asking a confirmation code before the balance)."""
+    client_id = add_client(rt, balance="100000.00")
+    with Session(rt.engine) as s:
+        client = s.get(Client, client_id)
+        assert client is not None
+    upload = archive_upload(rt, client, "Перечень.xlsx", forms.sample_products_xlsx())
+    assert process_pending(rt) == 0  # leased by the (now dead) web process
+    clock.advance(minutes=11)
+    assert process_pending(rt) == 1
+    with Session(rt.engine) as s:
+        inbound = s.get(InboundMessage, upload.inbound_id)
+        [app] = s.exec(select(Application)).all()
+        kinds = set(s.exec(select(OutboxMessage.kind)).all())
+    assert inbound is not None and inbound.status == "processed"
+    assert app.kind == "order" and app.products_inbound_id == upload.inbound_id
+    assert {"invoice", "confirm_request"} <= kinds
