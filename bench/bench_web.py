@@ -168,13 +168,13 @@ def serve(folder: Path, url: str, port: int) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "mailbot", "--log-level", "warning", "web", "--port", str(port)],
         cwd=folder,
         env={**os.environ, "MAILBOT_DATABASE_URL": url},
-        stdout=(folder / "web.log").open("wb"),
+        stdout=(folder / f"web-{port}.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"mailbot web exited {proc.returncode}: see {folder / 'web.log'}")
+            raise SystemExit(f"mailbot web exited {proc.returncode}: see {folder}/web-{port}.log")
         hello = f"http://127.0.0.1:{port}/hello"
         with contextlib.suppress(OSError), urllib.request.urlopen(hello, timeout=1) as r:
             if r.status == 200:
@@ -183,9 +183,13 @@ def serve(folder: Path, url: str, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("mailbot web did not answer /hello within 60 s")
 
 
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/statm", "rb") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / MB
+def rss_mb(pids: list[int]) -> float:
+    """The largest RSS of the web processes (the target is per process)."""
+    sizes = []
+    for pid in pids:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            sizes.append(int(f.read().split()[1]) * resource.getpagesize() / MB)
+    return max(sizes)
 
 
 # ---- the load ---------------------------------------------------------------------------------
@@ -217,14 +221,17 @@ def source(i: int) -> str:
     return f"127.0.{1 + i // 250}.{2 + i % 250}"
 
 
-async def log_in(base: str, logins: list[str]) -> tuple[list[str], float, list[str]]:
+async def log_in(bases: list[str], logins: list[str]) -> tuple[list[str], float, list[str]]:
     """Every login at once, each from its own address: their session cookies, the wall time
     (the log-in page's GET included), the failures."""
 
     async def one(i: int, login: str) -> str:
         transport = httpx.AsyncHTTPTransport(local_address=source(i))
         async with httpx.AsyncClient(
-            base_url=base, transport=transport, follow_redirects=False, timeout=120
+            base_url=bases[i % len(bases)],
+            transport=transport,
+            follow_redirects=False,
+            timeout=120,
         ) as c:
             form = LOGIN_CSRF.search((await c.get("/login")).text)  # the log-in form's token
             csrf = {"csrf": html.unescape(form.group(1))} if form else {}
@@ -268,13 +275,15 @@ async def hammer(clients: list[httpx.AsyncClient], phase: Phase) -> None:
     await asyncio.gather(*(one(i, c) for i, c in enumerate(clients)))
 
 
-async def pages(base: str, cookies: list[str], args: argparse.Namespace, pid: int) -> float:
+async def pages(
+    bases: list[str], cookies: list[str], args: argparse.Namespace, pids: list[int]
+) -> float:
     """Every page phase on the same connections (opened and warmed up first); the peak RSS."""
     async with contextlib.AsyncExitStack() as stack:
         clients = [
             await stack.enter_async_context(
                 httpx.AsyncClient(
-                    base_url=base,
+                    base_url=bases[i % len(bases)],  # client i always talks to one process
                     cookies={COOKIE: cookie},
                     transport=httpx.AsyncHTTPTransport(local_address=source(i), limits=ONE),
                     follow_redirects=False,
@@ -288,7 +297,7 @@ async def pages(base: str, cookies: list[str], args: argparse.Namespace, pid: in
             alone = Phase(route, SERIAL_SECONDS)
             await hammer(clients[:1], alone)
             report_phase(alone, None, 0.0)
-        peak = rss_mb(pid)
+        peak = rss_mb(pids)
         paced: dict[str, Phase] = {}
         full: dict[str, Phase] = {}
         titles = (
@@ -303,7 +312,7 @@ async def pages(base: str, cookies: list[str], args: argparse.Namespace, pid: in
                 await hammer(clients, phase)
                 hello = phases.get("/hello") if route != "/hello" else None
                 report_phase(phase, hello, cpu_self() - cpu)
-                peak = max(peak, rss_mb(pid))
+                peak = max(peak, rss_mb(pids))
     summary(paced, full, peak)
     return peak
 
@@ -338,9 +347,10 @@ def report_phase(phase: Phase, hello: Phase | None, cpu: float) -> None:
 def run(args: argparse.Namespace) -> None:
     kind = "PostgreSQL" if args.pg else "SQLite"
     folder = Path(tempfile.mkdtemp(prefix="bench-web-"))
-    print(f"web account on {kind}: {args.accounts} clients, {args.clients} concurrent, "
-          f"{args.seconds:g} s per route (load {os.getloadavg()[0]:.2f} at start)")  # fmt: skip
-    proc = None
+    print(f"web account on {kind}, {args.processes} web process(es): {args.accounts} clients, "
+          f"{args.clients} concurrent, {args.seconds:g} s per route "
+          f"(load {os.getloadavg()[0]:.2f} at start)")  # fmt: skip
+    procs: list[subprocess.Popen[bytes]] = []
     try:
         with database(args.pg, folder) as url:
             port = free_port()
@@ -353,31 +363,31 @@ def run(args: argparse.Namespace) -> None:
             rt.engine.dispose()
             print(f"  setup: {args.accounts} issued applications in "
                   f"{time.perf_counter() - started:.1f} s")  # fmt: skip
-            proc = serve(folder, url, port)
-            base = f"http://127.0.0.1:{port}"
-            print(f"  web process RSS after start: {rss_mb(proc.pid):.1f} MB")
-            measure(base, proc, logins[: args.clients], args)
+            ports = [port] + [free_port() for _ in range(args.processes - 1)]
+            procs.extend(serve(folder, url, p) for p in ports)
+            pids = [p.pid for p in procs]
+            print(f"  web process RSS after start: {rss_mb(pids):.1f} MB")
+            bases = [f"http://127.0.0.1:{p}" for p in ports]
+            measure(bases, pids, logins[: args.clients], args)
     finally:
-        if proc is not None:
+        for proc in procs:
             proc.terminate()
             proc.wait(timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def measure(
-    base: str, proc: subprocess.Popen[bytes], logins: list[str], args: argparse.Namespace
-) -> None:
-    cookies, wall, failed = asyncio.run(log_in(base, logins))
+def measure(bases: list[str], pids: list[int], logins: list[str], args: argparse.Namespace) -> None:
+    cookies, wall, failed = asyncio.run(log_in(bases, logins))
     floor = argon2_floor()
     rate = len(cookies) / wall
     print(f"  log-in:  {len(cookies)} clients at once in {wall:.2f} s = {rate:.1f} log-ins/s"
           f"   floor argon2id verify here {floor:.1f}/s (×{rate / floor:.2f})"
           + (f"   failed: {', '.join(failed[:3])}" if failed else ""))  # fmt: skip
-    print(f"  web process RSS after the log-ins: {rss_mb(proc.pid):.1f} MB")
+    print(f"  web process RSS after the log-ins: {rss_mb(pids):.1f} MB")
     if not cookies:
         print("  no client could log in: no page figures")
         return
-    asyncio.run(pages(base, cookies, args, proc.pid))
+    asyncio.run(pages(bases, cookies, args, pids))
 
 
 def summary(paced: dict[str, Phase], full: dict[str, Phase], peak: float) -> None:
@@ -396,6 +406,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50, help="concurrent logged-in clients")
     parser.add_argument("--rate", type=float, default=200.0, help="paced phases: requests/s")
     parser.add_argument("--accounts", type=int, default=200, help="clients in the database")
+    parser.add_argument("--processes", type=int, default=1, help="`mailbot web` processes")
     parser.add_argument("--pg", nargs="?", const=PG_ADMIN, default=None, help="admin DSN")
     args = parser.parse_args()
     args.clients = min(args.clients, args.accounts)
