@@ -310,6 +310,10 @@ def test_an_order_by_upload_is_invoiced_and_its_codes_appear_once_paid(
     driver = web_browser
     open_page(driver, web_site, "/order")
     web_camera.shoot("06-order")
+    blank = [h for h in links(driver) if h.endswith(".xlsx")]
+    assert blank, "no blank product list to download"
+    sheet = load_workbook(io.BytesIO(download(driver, web_site, blank[0]).content)).active
+    assert sheet is not None and sheet.max_column >= 5  # the form's columns
     submit(driver, {"products": str(product_list(tmp_path))}, clear=False)
     number = path_of(driver).removeprefix("/applications/")
     assert re.fullmatch(r"EAN-\d{4}-\d{6}", number), driver.current_url
