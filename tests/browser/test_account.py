@@ -432,7 +432,10 @@ def test_the_balance_page_draws_a_payment_qr_for_the_amount_typed(
     assert "Sum=150000" in payload, payload
 
 
-@pytest.mark.parametrize(("step", "path"), [("17-news", "/news"), ("18-security", "/security")])
+@pytest.mark.parametrize(
+    ("step", "path"),
+    [("17-news", "/news"), ("18-security", "/security"), ("19-security-totp", "/security/totp")],
+)
 def test_the_other_pages_render(
     web_site: Site,
     web_browser: WebDriver,
@@ -457,7 +460,7 @@ def test_an_admin_password_reset_ends_the_session(
     driver.get(web_site.url + "/applications")
     assert path_of(driver) == "/login"
     check_page(driver)
-    web_camera.shoot("19-session-ended")
+    web_camera.shoot("20-session-ended")
 
 
 def test_no_page_scrolls_sideways_on_a_phone(web_camera: Camera) -> None:
