@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -107,7 +106,7 @@ def _session_of(rt: Runtime, browser: TestClient) -> WebSession:
 
 
 @pytest.fixture
-def scene(rt: Runtime) -> Iterator[Scene]:
+def scene(rt: Runtime) -> Scene:
     number_a = _client_with(rt, INN_A, 1, 3, PASSWORD_A)
     _client_with(rt, INN_B, 2, 2, PASSWORD_B)
     now = rt.clock()
@@ -134,7 +133,7 @@ def scene(rt: Runtime) -> Iterator[Scene]:
         assert session.exec(select(Barcode).where(Barcode.ean != "")).first() is not None
     app = create_app(rt)
     other = web_login(app, INN_A, PASSWORD_A)
-    yield Scene(
+    return Scene(
         application=number_a,
         invoice=invoice_a,
         ticket=ticket_a,
@@ -185,6 +184,7 @@ def test_b_gets_404_on_every_route_that_takes_an_id_of_a(rt: Runtime, scene: Sce
     routes = _id_routes(scene.app.routes)
     csrf_b = web_csrf(rt, scene.b)
     checked: list[str] = []
+    before = _snapshot(rt)
     for route in routes:
         url = _fill(route, scene)
         for method in _methods(route):
@@ -194,6 +194,7 @@ def test_b_gets_404_on_every_route_that_takes_an_id_of_a(rt: Runtime, scene: Sce
                 r = scene.b.post(url, data={"csrf": csrf_b, "body": "чужое", "code": "000000"})
             assert r.status_code == 404, f"B {method} {url}: {r.status_code}"
             checked.append(f"{method} {route.path}")
+    assert _snapshot(rt) == before  # B's refused requests changed no row
     # The same URLs are A's own: A reaches them (the matrix names real objects, not misses).
     for route in routes:
         if "GET" in _methods(route):
