@@ -238,6 +238,7 @@ def account(
     driver = web_browser
     driver.delete_all_cookies()
     open_page(driver, web_site, "/login")
+    assert "info@" in driver.find_element(By.TAG_NAME, "main").text  # no self-service reset
     web_camera.shoot("01-login")
     submit(driver, {"login": login, "password": mailed})
     assert path_of(driver) == "/password", driver.page_source[:2000]
