@@ -118,17 +118,33 @@ def client_by_requisites(session: Session, inn: str, kpp: str) -> Client | None:
     return session.exec(select(Client).where(Client.inn == inn, Client.kpp == kpp)).first()
 
 
-def end_web_sessions(session: Session, client_id: int, *, now: datetime, reason: str) -> list[int]:
-    """End every open web session of a client (a password reset, a change); their ids."""
+def end_web_sessions(
+    session: Session, client_id: int, *, now: datetime, reason: str, keep: int | None = None
+) -> list[int]:
+    """End every open web session of a client but `keep` (a password reset or change, a
+    second factor switched), each with the `web_session_ended` event a log-out writes too;
+    their ids. The one place sessions are ended in bulk: the CLI and the web both call it."""
     rows = session.exec(
         select(WebSession)
         .where(WebSession.client_id == client_id, col(WebSession.ended_at).is_(None))
         .with_for_update()
     ).all()
+    ended: list[int] = []
     for row in rows:
+        if row.id is None or row.id == keep:
+            continue
         row.ended_at, row.end_reason = now, reason
         session.add(row)
-    return [row.id for row in rows if row.id is not None]
+        record_event(
+            session,
+            entity="client",
+            entity_id=client_id,
+            event="web_session_ended",
+            at=now,
+            data={"session": row.id, "reason": reason},
+        )
+        ended.append(row.id)
+    return ended
 
 
 def unsent_credentials(session: Session, client_id: int, *, now: datetime) -> list[OutboxMessage]:

@@ -76,7 +76,7 @@ def reset_password(rt: Runtime, login: str) -> PasswordReset | None:
         client.credentials_seq += 1
         session.add(client)
         superseded = _supersede_unsent(session, client.id, client.credentials_seq, now=now)
-        sessions = _end_sessions(session, client.id, now=now)
+        sessions = end_web_sessions(session, client.id, now=now, reason="reset")
         _queue_password(session, rt, client, password, now=now)
         record_event(
             session,
@@ -99,21 +99,6 @@ def reset_password(rt: Runtime, login: str) -> PasswordReset | None:
             sessions_ended=len(sessions),
         )
         return PasswordReset(client.email, superseded, len(sessions))
-
-
-def _end_sessions(session: Session, client_id: int, *, now: datetime) -> list[int]:
-    """End every open web session of the client; each with the event a log-out writes."""
-    ended = end_web_sessions(session, client_id, now=now, reason="reset")
-    for session_id in ended:
-        record_event(
-            session,
-            entity="client",
-            entity_id=client_id,
-            event="web_session_ended",
-            at=now,
-            data={"session": session_id, "reason": "reset"},
-        )
-    return ended
 
 
 def _supersede_unsent(session: Session, client_id: int, seq: int, *, now: datetime) -> list[int]:

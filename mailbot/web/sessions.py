@@ -18,7 +18,7 @@ from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Client
 from mailbot.storage.models_web import WebSession
-from mailbot.storage.queries import record_event
+from mailbot.storage.queries import end_web_sessions, record_event
 
 TOUCH_EVERY = timedelta(seconds=60)
 # A session waiting for its second factor (stage "totp") lives this long at most.
@@ -79,14 +79,14 @@ def lookup(rt: Runtime, token: str) -> tuple[WebSession, Client] | None:
         return None
     now = rt.clock()
     with transaction(rt.engine) as session:
-        ws = session.exec(
-            select(WebSession).where(WebSession.token_hash == token_hash(token))
+        row = session.exec(  # one round trip for both: every page asks this first
+            select(WebSession, Client)
+            .join(Client, col(Client.id) == col(WebSession.client_id))
+            .where(WebSession.token_hash == token_hash(token))
         ).first()
-        if ws is None:
+        if row is None:
             return None
-        client = session.get(Client, ws.client_id)
-        if client is None:
-            return None
+        ws, client = row
         reason = expiry_reason(rt, ws, client, now)
         if reason:
             if ws.ended_at is None:
@@ -130,17 +130,7 @@ def end_all(
     session: Session, client_id: int, reason: str, now: datetime, *, keep: int | None = None
 ) -> int:
     """End every live session of the client but `keep`; returns how many were ended."""
-    rows = session.exec(
-        select(WebSession).where(
-            WebSession.client_id == client_id, col(WebSession.ended_at).is_(None)
-        )
-    ).all()
-    ended = 0
-    for ws in rows:
-        if ws.id != keep:
-            end(session, ws, reason, now)
-            ended += 1
-    return ended
+    return len(end_web_sessions(session, client_id, now=now, reason=reason, keep=keep))
 
 
 def live(session: Session, rt: Runtime, client: Client) -> list[WebSession]:
