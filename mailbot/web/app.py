@@ -87,3 +87,14 @@ def create_app(rt: Runtime) -> Starlette:
     app.state.rt = rt
     app.state.templates = make_templates()
     return app
+
+
+def from_environment() -> Starlette:
+    """The app of one of several worker processes (`mailbot web --workers N`): each builds its
+    own runtime from $MAILBOT_CONFIG, which the parent process set to the checked file."""
+    from mailbot.config import load_settings
+    from mailbot.runtime import build_runtime
+    from mailbot.web.memory import hand_big_buffers_back
+
+    hand_big_buffers_back()
+    return create_app(build_runtime(load_settings()))
