@@ -56,6 +56,7 @@ from mailbot.storage.db import is_outage, transaction
 from mailbot.storage.models import Application, InboundMessage, InboundStatus
 from mailbot.storage.models import ApplicationState as S
 from mailbot.storage.queries import (
+    add_archived,
     application_by_number,
     application_by_thread,
     claim_inbound,
@@ -158,19 +159,10 @@ def _archive(rt: Runtime, item: RawMessage | OversizedMessage) -> tuple[InboundM
             status=InboundStatus.duplicate if twin is not None else InboundStatus.archived,
             kind="oversized" if isinstance(item, OversizedMessage) else "",
         )
-        session.add(row)
-        session.flush()
-        if row.id is None:
-            raise InvariantError("row.id is missing")
-        row.correlation_id = f"m{row.id}"
-        record_event(
+        add_archived(
             session,
-            entity="inbound",
-            entity_id=row.id,
-            event="message_archived",
-            at=now,
-            to_state=row.status,
-            correlation_id=row.correlation_id,
+            row,
+            now=now,
             data={"key": item.key, "size": item.size, "duplicate_of": twin.id if twin else None},
         )
     log.info(

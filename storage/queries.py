@@ -118,6 +118,30 @@ def client_by_requisites(session: Session, inn: str, kpp: str) -> Client | None:
     return session.exec(select(Client).where(Client.inn == inn, Client.kpp == kpp)).first()
 
 
+def add_archived(
+    session: Session, row: InboundMessage, *, now: datetime, data: dict[str, Any]
+) -> int:
+    """Insert an archived message's row with its correlation id (`m<id>`, the one id every
+    log line and event of this message carries) and its `message_archived` event; its id.
+    Mail intake and the web's uploads both arrive here."""
+    session.add(row)
+    session.flush()
+    if row.id is None:
+        raise InvariantError("row.id is missing")
+    row.correlation_id = f"m{row.id}"
+    record_event(
+        session,
+        entity="inbound",
+        entity_id=row.id,
+        event="message_archived",
+        at=now,
+        to_state=row.status,
+        correlation_id=row.correlation_id,
+        data=data,
+    )
+    return row.id
+
+
 def end_web_sessions(
     session: Session, client_id: int, *, now: datetime, reason: str, keep: int | None = None
 ) -> list[int]:

@@ -60,7 +60,7 @@ from mailbot.parsers.products_xlsx import ProductRow as ParsedRow
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Client, InboundMessage, InboundStatus
-from mailbot.storage.queries import record_event, worker_id
+from mailbot.storage.queries import add_archived, record_event, worker_id
 from mailbot.web.visit import Visit, action, page, render, runtime, visitor
 
 FORM_OVERHEAD = 64 * 1024  # the CSRF field, part headers and boundaries around the file
@@ -268,22 +268,9 @@ def archive_upload(rt: Runtime, client: Client, name: str, data: bytes) -> Uploa
             lease_until=now + LEASE,
             lease_owner=worker_id(),
         )
-        session.add(row)
-        session.flush()
-        if row.id is None:
-            raise InvariantError("row.id is missing")
-        row.correlation_id = f"m{row.id}"
-        record_event(
-            session,
-            entity="inbound",
-            entity_id=row.id,
-            event="message_archived",
-            at=now,
-            to_state=row.status,
-            correlation_id=row.correlation_id,
-            data={"key": key, "size": len(raw), "channel": "web"},
+        inbound_id = add_archived(
+            session, row, now=now, data={"key": key, "size": len(raw), "channel": "web"}
         )
-        inbound_id = row.id
     attached = Attachment(filename=name, content_type="application/octet-stream", data=data)
     return Upload(inbound_id, dataclasses.replace(head, attachments=(attached,)))
 
