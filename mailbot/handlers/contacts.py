@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session
@@ -115,24 +117,17 @@ def request_change(c: Context, client: Client) -> str | None:
         created_at=now,
         decided_at=None if asked.changes else now,
     )
-    session.add(request)
-    session.flush()
-    if request.id is None:
-        raise InvariantError("request.id is missing")
-    record_event(
+    request_id = _filed(
         session,
-        entity="contact_request",
-        entity_id=request.id,
-        event="contact_change_requested",
-        at=now,
-        to_state=request.status,
-        correlation_id=inbound.correlation_id,
-        data={"fields": sorted(asked.changes), "invalid": sorted(asked.invalid)},
+        request,
+        now,
+        inbound.correlation_id,
+        {"fields": sorted(asked.changes), "invalid": sorted(asked.invalid)},
     )
     if request.status == "unconfirmed":
-        return consent.ask(c, action="contact_change", entity_id=request.id, ref=str(request.id))
+        return consent.ask(c, action="contact_change", entity_id=request_id, ref=str(request_id))
     notify(session, rt, request, client, Received(inbound, asked.invalid))
-    return f"contact change request {request.id}" if asked.changes else "contact change: invalid"
+    return f"contact change request {request_id}" if asked.changes else "contact change: invalid"
 
 
 def confirmed(
@@ -284,6 +279,19 @@ def request_web_change(
         status="pending",
         created_at=now,
     )
+    _filed(session, request, now, "", {"fields": sorted(changes), "invalid": [], "channel": "web"})
+    notify(session, rt, request, client, Received(None, {}))
+    return request
+
+
+def _filed(
+    session: Session,
+    request: ContactChangeRequest,
+    now: datetime,
+    correlation_id: str,
+    data: dict[str, Any],
+) -> int:
+    """Insert a change request (mail or web) with its `contact_change_requested` event."""
     session.add(request)
     session.flush()
     if request.id is None:
@@ -295,8 +303,7 @@ def request_web_change(
         event="contact_change_requested",
         at=now,
         to_state=request.status,
-        correlation_id=f"r{request.id}",
-        data={"fields": sorted(changes), "invalid": [], "channel": "web"},
+        correlation_id=correlation_id or f"r{request.id}",
+        data=data,
     )
-    notify(session, rt, request, client, Received(None, {}))
-    return request
+    return request.id
