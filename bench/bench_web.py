@@ -54,12 +54,10 @@ from mailbot.runtime import Runtime, build_runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.migrate import upgrade
 from mailbot.storage.models import (
-    Application,
-    ApplicationState,
     Client,
     InvoiceStatus,
-    ProductRow,
 )
+from tests.fixtures.records import paid_application
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -111,37 +109,7 @@ def populate(rt: Runtime, accounts: int) -> list[str]:
     with transaction(rt.engine) as session:
         sync_prefixes(session, rt.settings.prefixes, now=now)
         for n, inn in enumerate(inns, start=1):
-            app = Application(
-                number=f"EAN-{now.year}-{n:06d}",
-                state=ApplicationState.paid,
-                sender=f"buyer{n}@client.example.test",
-                subject="Заявка на штрихкоды",
-                form={
-                    "inn": inn,
-                    "kpp": "773601001",
-                    "org_name": f"ООО «Покупатель {n}»",
-                    "email": f"buyer{n}@client.example.test",
-                    "legal_address": "г. Москва, ул. Лесная, д. 5",
-                },
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(app)
-            session.flush()
-            assert app.id is not None
-            session.add_all(
-                ProductRow(
-                    application_id=app.id,
-                    row=r + 3,
-                    name=f"Сок яблочный {r + 1}",
-                    product_type_code="01",
-                    product_type_name="Продукты питания",
-                    brand="Сад",
-                    net_quantity="1",
-                    unit="л",
-                )
-                for r in range(5)
-            )
+            app = paid_application(session, now, n, 5, inn=inn)
             invoice = create_invoice(
                 session, app, count=5, new_client=True, settings=rt.settings, now=now
             )

@@ -24,7 +24,7 @@ from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Application, Barcode, OutboxMessage
 from tests.conftest import FakeClock
-from tests.integration.test_pool import paid_application
+from tests.fixtures.records import paid_application
 
 
 def _issue(rt: Runtime, clock: FakeClock, rows: int, *, limit: int) -> int:

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from collections import defaultdict
-from datetime import datetime
 
 from cryptography.fernet import Fernet
 from sqlalchemy.engine import Engine
@@ -28,6 +27,7 @@ from mailbot.storage.models import (
     ProductRow,
 )
 from tests.conftest import REPO, FakeClock
+from tests.fixtures.records import paid_application
 
 WORKER = """
 import os
@@ -41,45 +41,6 @@ print("ready", flush=True)
 sys.stdin.readline()
 print("allocated", allocate_paid(rt), flush=True)
 """
-
-
-def paid_application(
-    session: Session, now: datetime, number: int, rows: int, *, inn: str = "7707083893"
-) -> Application:
-    """A paid application with `rows` product rows, as payment leaves it."""
-    app = Application(
-        number=f"EAN-2026-{number:06d}",
-        state=ApplicationState.paid,
-        sender=f"buyer{number}@client.example.test",
-        subject="Заявка на штрихкоды",
-        form={
-            "inn": inn,
-            "kpp": "773601001",
-            "org_name": f"ООО «Покупатель {number}»",
-            "email": f"buyer{number}@client.example.test",
-            "legal_address": "г. Москва, ул. Лесная, д. 5",
-        },
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(app)
-    session.flush()
-    assert app.id is not None
-    session.add_all(
-        ProductRow(
-            application_id=app.id,
-            row=i + 2,
-            name=f"Сок яблочный {i + 1}",
-            product_type_code="01",
-            product_type_name="Продукты питания",
-            brand="Сад",
-            net_quantity="1",
-            unit="л",
-        )
-        for i in range(rows)
-    )
-    session.flush()
-    return app
 
 
 def _run_workers(db_url: str, count: int, **extra_env: str) -> list[int]:

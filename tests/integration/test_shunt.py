@@ -37,7 +37,7 @@ from mailbot.storage.models import (
 )
 from mailbot.storage.queries import UNFINISHED, claim_inbound
 from tests.conftest import FakeClock
-from tests.integration.test_pool import paid_application
+from tests.fixtures.records import paid_application
 
 LEASE = timedelta(minutes=10)
 

@@ -27,10 +27,11 @@ from mailbot.issuance.issue import issue_paid
 from mailbot.issuance.pool import sync_prefixes
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
-from mailbot.storage.models import Application, Client, Invoice, ProductRow
+from mailbot.storage.models import Application, Client, Invoice
 from mailbot.storage.queries import next_number
 from mailbot.web.app import create_app
 from mailbot.workflow import must, transition
+from tests.fixtures.records import juice_rows
 
 PASSWORD = "зелёный-слон-42"
 INN_A, INN_B = "7730166139", "7707083893"
@@ -109,19 +110,7 @@ def invoiced_order(rt: Runtime, client_id: int, *, rows: int = 3) -> Order:
         s.add(app)
         s.flush()
         assert app.id is not None
-        s.add_all(
-            ProductRow(
-                application_id=app.id,
-                row=i + 2,
-                name=f"Сок яблочный {i + 1}",
-                product_type_code="01",
-                product_type_name="Продукты питания",
-                brand="Сад",
-                net_quantity="1",
-                unit="л",
-            )
-            for i in range(rows)
-        )
+        s.add_all(juice_rows(app.id, rows))
         invoice = create_invoice(
             s, app, count=rows, new_client=False, settings=rt.settings, now=now
         )

@@ -34,7 +34,7 @@ from mailbot.storage.models_web import WebSession
 from mailbot.web import sessions
 from mailbot.web.app import create_app
 from tests.conftest import FakeClock
-from tests.integration.test_pool import paid_application
+from tests.fixtures.records import paid_application
 
 PASSWORD_A = "a-long-secret-of-client-a"
 PASSWORD_B = "b-long-secret-of-client-b"
