@@ -23,9 +23,10 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def problem_sentence(problem: Problem, env: jinja2.Environment) -> str:
-    """Return one problem as one Russian sentence (first letter capital)."""
-    text = _one_line(_macro(env, "problem_text")(problem))
+def problem_sentence(problem: Problem, env: jinja2.Environment, *, web: bool = False) -> str:
+    """Return one problem as one Russian sentence (first letter capital); `web`: as the order
+    page says it (the blank is a link there, not an attachment)."""
+    text = _one_line(_macro(env, "problem_text")(problem, web))
     return text[:1].upper() + text[1:]
 
 
@@ -35,7 +36,7 @@ def file_header(location: Location, env: jinja2.Environment) -> str:
 
 
 def problem_groups(
-    problems: Sequence[Problem], env: jinja2.Environment
+    problems: Sequence[Problem], env: jinja2.Environment, *, web: bool = False
 ) -> list[tuple[str, list[str]]]:
     """Return (file header, its problems' sentences by row) per file, as a reply lists them."""
     groups: dict[tuple[str, str | None], list[Problem]] = {}
@@ -45,7 +46,9 @@ def problem_groups(
     for items in groups.values():
         with_sheet = next((p.location for p in items if p.location.sheet), items[0].location)
         ordered = sorted(items, key=lambda p: p.location.row or 0)
-        listed.append((file_header(with_sheet, env), [problem_sentence(p, env) for p in ordered]))
+        listed.append(
+            (file_header(with_sheet, env), [problem_sentence(p, env, web=web) for p in ordered])
+        )
     return listed
 
 

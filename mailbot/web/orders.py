@@ -126,7 +126,7 @@ def _submit(v: Visit) -> Response:
     del data
     filed = file_upload(v.rt, upload_row, v.client_id)
     if filed.problems:
-        groups = problem_groups(filed.problems, v.rt.env)
+        groups = problem_groups(filed.problems, v.rt.env, web=True)
         return _page(v, problems=groups, count=count_phrase(len(filed.problems)))
     if filed.taken_over:
         return _page(v, error="Перечень уже обработан, ответ придёт письмом.")

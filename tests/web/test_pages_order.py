@@ -283,3 +283,25 @@ def test_an_upload_from_a_visitor_not_logged_in_is_answered_before_its_body_is_r
     assert r.headers["location"] == "/login"
     with Session(rt.engine) as s:
         assert s.exec(select(InboundMessage)).all() == []
+
+
+@ON_SQLITE
+def test_a_list_without_its_header_row_points_to_the_blank_on_the_page_not_to_a_mail(
+    rt: Runtime,
+) -> None:
+    """The reply mail says the blank is attached; the page says where it is on the page."""
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["что-то", "не", "то"])
+    buf = io.BytesIO()
+    book.save(buf)
+    add_client(rt)
+    r = _upload(browser(rt, "7707083893"), buf.getvalue())
+    assert r.status_code == 200
+    assert "бланк перечня продукции (его можно скачать на этой странице)" in r.text
+    assert "приложен к письму" not in r.text
