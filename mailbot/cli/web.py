@@ -23,7 +23,7 @@ def web_command(
     import uvicorn  # here, not at the top: every other command starts faster without it
 
     from mailbot.web.app import create_app
-    from mailbot.web.memory import hand_big_buffers_back
+    from mailbot.web.memory import freeze_startup_objects, hand_big_buffers_back
 
     rt = runtime()  # checks the config and the database once, in the parent
     web = rt.settings.web
@@ -40,7 +40,9 @@ def web_command(
     }
     if workers == 1:
         hand_big_buffers_back()
-        uvicorn.run(create_app(rt), **common)
+        web_app = create_app(rt)
+        freeze_startup_objects()
+        uvicorn.run(web_app, **common)
         return
     rt.engine.dispose()
     path = config_path()

@@ -94,7 +94,9 @@ def from_environment() -> Starlette:
     own runtime from $MAILBOT_CONFIG, which the parent process set to the checked file."""
     from mailbot.config import load_settings
     from mailbot.runtime import build_runtime
-    from mailbot.web.memory import hand_big_buffers_back
+    from mailbot.web.memory import freeze_startup_objects, hand_big_buffers_back
 
     hand_big_buffers_back()
-    return create_app(build_runtime(load_settings()))
+    web_app = create_app(build_runtime(load_settings()))
+    freeze_startup_objects()
+    return web_app

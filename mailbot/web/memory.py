@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 
 
 def hand_big_buffers_back() -> None:
@@ -24,3 +25,11 @@ def hand_big_buffers_back() -> None:
     if mallopt is not None:
         m_mmap_threshold = -3  # <malloc.h>
         mallopt(m_mmap_threshold, 128 * 1024)
+
+
+def freeze_startup_objects() -> None:
+    """Move everything built at start (modules, SQLAlchemy mappers, templates) out of the
+    garbage collector's reach: a full collection then walks only what requests made, instead
+    of stalling every request in flight while it walks ~100 MB of objects that never die."""
+    gc.collect()
+    gc.freeze()
