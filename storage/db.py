@@ -44,7 +44,10 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A unit of work that only reads (`read_only`) takes no lock: under WAL a reader
+        # never waits for the writer, so a web page does not queue behind the daemon.
+        read = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -107,6 +110,23 @@ def retry_outage(work: Callable[[], _T], waits: Sequence[float] = RETRY_WAITS) -
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+READ_ONLY = "mailbot_read_only"
+
+
+@contextmanager
+def read_only(engine: Engine) -> Iterator[Session]:
+    """A unit of work that only reads (a page, a listing). On SQLite it begins without the
+    write lock (see `_sqlite_pragmas`); on PostgreSQL it is an ordinary transaction. It ends
+    with a commit, so what it loaded stays readable; a write inside it is a bug."""
+    with Session(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
 
 
 @contextmanager

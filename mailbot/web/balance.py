@@ -27,7 +27,7 @@ from mailbot.billing.invoices import service_party
 from mailbot.billing.ledger import Movement, movements
 from mailbot.billing.money import VatMode, format_rub, vat_included, vat_label
 from mailbot.documents.qr import qr_png, transfer_payload
-from mailbot.storage.db import transaction
+from mailbot.storage.db import read_only
 from mailbot.storage.models import Client
 from mailbot.web.status import when
 from mailbot.web.visit import Visit, not_found, page, render
@@ -103,7 +103,7 @@ def _shared_inn(session: Session, inn: str) -> bool:
 def _balance(v: Visit) -> Response:
     raw = v.request.query_params.get("amount", "").strip()[:40]
     amount, error = amount_of(raw) if raw else (None, "")
-    with transaction(v.rt.engine) as session:
+    with read_only(v.rt.engine) as session:
         client = session.get(Client, v.client_id)
         if client is None:
             raise not_found()

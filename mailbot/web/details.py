@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from mailbot.handlers import contacts
-from mailbot.storage.db import transaction
+from mailbot.storage.db import read_only, transaction
 from mailbot.storage.models import Client
 from mailbot.storage.models_clients import ContactChangeRequest
 from mailbot.web.auth import MAX_PASSWORD, recheck_password
@@ -54,7 +54,7 @@ def _pending(session: Session, client_id: int) -> list[dict[str, object]]:
 
 
 def _page(v: Visit, status: int = 200, **ctx: object) -> Response:
-    with transaction(v.rt.engine) as session:
+    with read_only(v.rt.engine) as session:
         client = session.get(Client, v.client_id)
         if client is None:
             raise not_found()

@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from mailbot.handlers.subscriptions import Subscription, set_subscription
-from mailbot.storage.db import transaction
+from mailbot.storage.db import read_only, transaction
 from mailbot.storage.models import Client
 from mailbot.storage.models_clients import NewsCampaign, NewsDelivery
 from mailbot.web.status import when
@@ -32,7 +32,7 @@ class News:
 
 
 def _page(v: Visit, *, status: int = 200, error: str = "") -> Response:
-    with transaction(v.rt.engine) as session:
+    with read_only(v.rt.engine) as session:
         client = session.get(Client, v.client_id)
         if client is None:
             raise not_found()

@@ -7,14 +7,14 @@ from sqlmodel import col, func, select
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from mailbot.storage.db import transaction
+from mailbot.storage.db import read_only, transaction
 from mailbot.storage.models_web import RecoveryCode
 from mailbot.web import owned, sessions
 from mailbot.web.visit import Visit, action, cookie_name, page, render
 
 
 def _security(v: Visit) -> Response:
-    with transaction(v.rt.engine) as session:
+    with read_only(v.rt.engine) as session:
         live = sessions.live(session, v.rt, v.client)
         codes_left = session.exec(
             select(func.count())

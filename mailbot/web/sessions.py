@@ -12,11 +12,11 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlmodel import Session, col, select
 
 from mailbot.runtime import Runtime
-from mailbot.storage.db import is_postgres, transaction
+from mailbot.storage.db import is_postgres, read_only, transaction
 from mailbot.storage.models import Client
 from mailbot.storage.models_web import WebSession
 from mailbot.storage.queries import end_web_sessions, record_event
@@ -85,35 +85,51 @@ def expiry_reason(rt: Runtime, ws: WebSession, client: Client, now: datetime) ->
 
 
 def lookup(rt: Runtime, token: str) -> tuple[WebSession, Client] | None:
-    """The live session of this cookie and its client, or None (ending a dead one on the way)."""
+    """The live session of this cookie and its client, or None (ending a dead one on the way).
+
+    Read without a lock (every page asks this first; on SQLite a page must not queue behind
+    the daemon's write); only ending a dead session or the once-a-minute stamp writes.
+    """
     if not token or len(token) > 100:
         return None
     now = rt.clock()
-    with transaction(rt.engine) as session:
-        row = session.exec(  # one round trip for both: every page asks this first
+    with read_only(rt.engine) as session:
+        row = session.exec(  # one round trip for both
             select(WebSession, Client)
             .join(Client, col(Client.id) == col(WebSession.client_id))
             .where(WebSession.token_hash == token_hash(token))
         ).first()
-        if row is None:
-            return None
-        ws, client = row
-        reason = expiry_reason(rt, ws, client, now)
-        if reason:
-            if ws.ended_at is None:
-                end(session, ws, reason, now)
-            return None
-        if now - ws.last_seen_at >= touch_after(ws):
-            ws.last_seen_at = now
-            session.add(ws)
-            if is_postgres(rt.engine):
-                # A last-seen stamp lost in a crash costs at most a minute of idle time: its
-                # commit need not wait for the WAL flush.
-                session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        session.flush()
-        session.expunge(ws)
-        session.expunge(client)
-        return ws, client
+    if row is None:
+        return None
+    ws, client = row
+    reason = expiry_reason(rt, ws, client, now)
+    if reason:
+        if ws.ended_at is None:
+            _end_dead(rt, ws, reason, now)
+        return None
+    if now - ws.last_seen_at >= touch_after(ws):
+        _stamp(rt, ws, now)
+    return ws, client
+
+
+def _end_dead(rt: Runtime, ws: WebSession, reason: str, now: datetime) -> None:
+    with transaction(rt.engine) as session:
+        locked = session.get(WebSession, ws.id, with_for_update=True)
+        if locked is not None and locked.ended_at is None:  # not ended meanwhile by another
+            end(session, locked, reason, now)
+
+
+def _stamp(rt: Runtime, ws: WebSession, now: datetime) -> None:
+    """Write the last-seen stamp the idle timeout is measured from."""
+    with transaction(rt.engine) as session:
+        if is_postgres(rt.engine):
+            # A stamp lost in a crash costs at most two minutes of idle time: its commit need
+            # not wait for the WAL flush.
+            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        session.execute(
+            update(WebSession).where(col(WebSession.id) == ws.id).values(last_seen_at=now)
+        )
+    ws.last_seen_at = now
 
 
 def end(session: Session, ws: WebSession, reason: str, now: datetime) -> None:

@@ -27,7 +27,7 @@ from mailbot.documents.invoice_pdf import render_invoice_pdf
 from mailbot.documents.model import IssuedCode, short_date
 from mailbot.handlers.correspondence import status_items
 from mailbot.issuance.issue import documents, issued_codes
-from mailbot.storage.db import transaction
+from mailbot.storage.db import read_only
 from mailbot.storage.models import Application, Barcode, Client, Event, Invoice, ProductRow
 from mailbot.web import owned
 from mailbot.web.visit import Visit, not_found, page, render
@@ -94,7 +94,7 @@ def _row(item: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def _applications(v: Visit) -> Response:
-    with transaction(v.rt.engine) as session:
+    with read_only(v.rt.engine) as session:
         apps = list(
             session.exec(
                 select(Application)
@@ -179,7 +179,7 @@ def _invoice_row(i: Invoice) -> dict[str, str]:
 
 def _application(v: Visit) -> Response:
     number = v.request.path_params["number"]
-    with transaction(v.rt.engine) as session:
+    with read_only(v.rt.engine) as session:
         app = owned.application(session, v.client_id, number)
         app_id = _id(app.id)
         invoices = list(
@@ -241,7 +241,7 @@ def issue_day(session: Session, app_id: int, *, today: date) -> date:
 
 def _issued(v: Visit) -> Issued:
     """The application named in the path, with its codes; 404 if not this client's or none yet."""
-    with transaction(v.rt.engine) as session:
+    with read_only(v.rt.engine) as session:
         app = owned.application(session, v.client_id, v.request.path_params["number"])
         app_id = _id(app.id)
         codes = issued_codes(session, app_id)
@@ -272,7 +272,7 @@ def _barcodes(v: Visit) -> Response:
 
 
 def _invoice_pdf(v: Visit) -> Response:
-    with transaction(v.rt.engine) as session:
+    with read_only(v.rt.engine) as session:
         invoice = owned.invoice(session, v.client_id, v.request.path_params["number"])
         app = session.get(Application, invoice.application_id)
         if app is None:

@@ -24,7 +24,7 @@ from mailbot.handlers import support
 from mailbot.mail.archive import read_raw
 from mailbot.mail.reading import Unreadable, read_message
 from mailbot.runtime import Runtime
-from mailbot.storage.db import transaction
+from mailbot.storage.db import read_only, transaction
 from mailbot.storage.models import Client, InboundMessage, OutboxMessage, SupportTicket
 from mailbot.storage.models_clients import TicketMessage
 from mailbot.web import owned
@@ -70,7 +70,7 @@ def _tickets(session: Session, client_id: int) -> list[dict[str, object]]:
 
 
 def _list(v: Visit, status: int = 200, **ctx: object) -> Response:
-    with transaction(v.rt.engine) as session:
+    with read_only(v.rt.engine) as session:
         tickets = _tickets(session, v.client_id)
     base: dict[str, object] = {"errors": {}, "subject": "", "body": "", "max_body": MAX_BODY}
     return render(v, v.request, "tickets.html.j2", status=status, tickets=tickets, **(base | ctx))
@@ -150,7 +150,7 @@ def thread(rt: Runtime, session: Session, ticket: SupportTicket) -> list[Entry]:
 
 
 def _thread_page(v: Visit, number: str, status: int = 200, **ctx: object) -> Response:
-    with transaction(v.rt.engine) as session:
+    with read_only(v.rt.engine) as session:
         ticket = owned.ticket(session, v.client_id, number)
         entries = thread(v.rt, session, ticket)
     base: dict[str, object] = {"errors": {}, "body": "", "max_body": MAX_BODY}
