@@ -271,10 +271,18 @@ def process_one(session: Session, rt: Runtime, inbound: InboundMessage) -> str:
     else:
         outcome = _dispatch(session, rt, inbound, msg, raw)
         inbound.status = InboundStatus.processed
+    finish(session, rt, inbound, outcome)
+    return outcome
+
+
+def finish(
+    session: Session, rt: Runtime, inbound: InboundMessage, outcome: str, **data: Any
+) -> None:
+    """The message is done (mail here, or an upload in the web account): stamped, its lease
+    given up, and its `message_processed` event written, in the caller's transaction."""
     inbound.processed_at = rt.clock()
     inbound.lease_until, inbound.lease_owner = None, ""
-    _settle(session, rt, inbound, "message_processed", kind=inbound.kind, outcome=outcome)
-    return outcome
+    _settle(session, rt, inbound, "message_processed", kind=inbound.kind, outcome=outcome, **data)
 
 
 def _settle(session: Session, rt: Runtime, row: InboundMessage, event: str, **data: Any) -> None:

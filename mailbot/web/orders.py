@@ -46,6 +46,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive
 
+from mailbot import pipeline
 from mailbot.forms import blank_form_attachments
 from mailbot.handlers import orders
 from mailbot.handlers.context import Context
@@ -60,7 +61,7 @@ from mailbot.parsers.products_xlsx import ProductRow as ParsedRow
 from mailbot.runtime import Runtime
 from mailbot.storage.db import transaction
 from mailbot.storage.models import Client, InboundMessage, InboundStatus
-from mailbot.storage.queries import add_archived, record_event, worker_id
+from mailbot.storage.queries import add_archived, worker_id
 from mailbot.web.visit import Visit, action, page, render, runtime, visitor
 
 FORM_OVERHEAD = 64 * 1024  # the CSRF field, part headers and boundaries around the file
@@ -320,9 +321,7 @@ def file_upload(rt: Runtime, upload: Upload, client_id: int) -> Filed:
 def _settle(
     session: Session, rt: Runtime, inbound: InboundMessage, placed: orders.Placed | None, n: int
 ) -> None:
-    """The upload is processed: its row says so, with its event (as pipeline.process_one)."""
-    if inbound.id is None:
-        raise InvariantError("inbound.id is missing")
+    """The upload is processed: its row says so, with its event (as a mail's)."""
     if placed is None:
         outcome = f"refused: {n} problems"
     elif placed.app is None:
@@ -331,19 +330,7 @@ def _settle(
         outcome = f"order {placed.app.number}: {placed.event}"
     inbound.kind, inbound.reason = "order", "uploaded in the personal account"
     inbound.status = InboundStatus.processed
-    inbound.processed_at = rt.clock()
-    inbound.lease_until, inbound.lease_owner = None, ""
-    session.add(inbound)
-    record_event(
-        session,
-        entity="inbound",
-        entity_id=inbound.id,
-        event="message_processed",
-        at=rt.clock(),
-        to_state=inbound.status,
-        correlation_id=inbound.correlation_id,
-        data={"kind": "order", "outcome": outcome, "channel": "web"},
-    )
+    pipeline.finish(session, rt, inbound, outcome, channel="web")
 
 
 routes: list[BaseRoute] = [
