@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
@@ -261,26 +260,47 @@ def test_an_upload_left_by_a_dead_web_process_is_filed_by_the_daemon(
 def test_an_upload_from_a_visitor_not_logged_in_is_answered_before_its_body_is_read(
     rt: Runtime,
 ) -> None:
-    """The log-in check comes first: a stranger's declared 100 MB is never drained."""
+    """The log-in check comes first: a stranger's declared 100 MB is never drained. Driven at
+    the ASGI level, so the test sees every read of the body (a test client sends it whole)."""
+    import asyncio
+
     from mailbot.web.app import create_app
 
     add_client(rt)
-    web = TestClient(create_app(rt), base_url="http://localhost")
-    read: list[int] = []
+    app = create_app(rt)
+    reads: list[int] = []
+    sent: list[dict[str, object]] = []
 
-    def body() -> Iterator[bytes]:
-        for _ in range(3):
-            read.append(1)
-            yield b"x" * 65536
+    async def receive() -> dict[str, object]:
+        reads.append(65536)
+        return {"type": "http.request", "body": b"x" * 65536, "more_body": True}
 
-    r = web.post(
-        "/order",
-        content=body(),
-        headers={"content-type": "multipart/form-data; boundary=b", "content-length": "104857600"},
-        follow_redirects=False,
-    )
-    assert r.status_code == 303
-    assert r.headers["location"] == "/login"
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/order",
+        "raw_path": b"/order",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"localhost"),
+            (b"content-type", b"multipart/form-data; boundary=b"),
+            (b"content-length", b"104857600"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("localhost", 80),
+    }
+    asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 303
+    assert (b"location", b"/login") in start["headers"]  # type: ignore[operator]
+    assert reads == []  # not one chunk of the stranger's body was read
     with Session(rt.engine) as s:
         assert s.exec(select(InboundMessage)).all() == []
 
